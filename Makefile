@@ -1,0 +1,62 @@
+# proxmox_manager.core: `make demo` and `make test` are all the set-up a fresh machine needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# ansible-core 2.21 needs Python >= 3.12; prefer an explicit interpreter over pyenv shims.
+PYTHON ?= $(shell bash scripts/find-python.sh)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha1sum | cut -c1-12)
+PYTEST := $(BIN)/pytest -p no:pytest-ansible -p no:cacheprovider
+export PATH := $(abspath $(BIN)):$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+
+.PHONY: help venv demo test unit integration sanity lint molecule-roles bench schemas clean double
+
+help:
+	@echo "make demo    - set up .venv, start the Proxmox API double, run the main job against it"
+	@echo "make test    - set up .venv and run every test and gate (pytest, sanity, lint, molecule)"
+	@echo "make bench   - benchmarks against the double (writes .bench/*.json)"
+	@echo "make double  - start the double in the foreground with the sample cluster"
+
+venv: $(STAMP)
+$(STAMP): requirements/runtime.txt requirements/test.txt requirements/constraints.txt
+	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found: set PYTHON=/path/to/python3.12"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	    -r requirements/test.txt -c requirements/constraints.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: venv
+	@$(BIN)/python scripts/demo.py
+
+double: venv
+	$(BIN)/python -m tests.pve_double --scenario tests/pve_double/scenarios/sample.yml --info-file .double/info.json
+
+test: venv unit integration sanity lint molecule-roles
+	@echo "make test: all gates passed"
+
+unit: venv
+	$(PYTEST) tests/unit
+
+integration: venv
+	$(PYTEST) tests/integration
+
+sanity: venv
+	@bash scripts/sanity.sh
+
+lint: venv
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --offline --profile production
+
+molecule-roles: venv
+	@VENV=$(VENV) bash tests/molecule/run.sh
+
+bench: venv
+	$(BIN)/python -m tests.bench
+
+schemas: venv
+	$(BIN)/python scripts/write_schemas.py
+
+clean:
+	rm -rf .bench .double tests/output .pytest_cache

@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where the merged view and the state store read from; mirrors STATE_ARGSPEC."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment:
+
+    DOCUMENTATION = r'''
+options:
+  tfvars_path:
+    description:
+      - The Terraform variables file that declares the servers, C({"servers": {NAME: {...}}}).
+      - Defaults to E(PROXMOX_MANAGER_TFVARS), else C(terraform/terraform.tfvars.json) of the current directory.
+      - A missing file at the default path means no server is declared yet.
+    type: path
+  state_db:
+    description:
+      - The state DB, a path to a SQLite file or any SQLAlchemy URL (for example C(postgresql+psycopg://host/db)).
+      - Defaults to E(PROXMOX_MANAGER_DB), else C(state/proxmox_manager.db) of the current directory.
+    type: str
+requirements:
+  - proxmoxer >= 2.0
+  - requests
+  - SQLAlchemy >= 2.0
+  - jsonschema
+'''
+
+    PLUGINS = r'''
+options:
+  tfvars_path:
+    description:
+      - The Terraform variables file that declares the servers.
+      - Defaults to C(terraform/terraform.tfvars.json) of the current directory.
+    type: path
+    env:
+      - name: PROXMOX_MANAGER_TFVARS
+  state_db:
+    description:
+      - The state DB, a path to a SQLite file or any SQLAlchemy URL.
+      - Defaults to C(state/proxmox_manager.db) of the current directory.
+    type: str
+    env:
+      - name: PROXMOX_MANAGER_DB
+'''

@@ -1,0 +1,225 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+name: proxmox
+short_description: Proxmox VE guests merged with the servers declared in Terraform tfvars
+version_added: 0.1.0
+description:
+  - Lists every server of the merged view, the same view every module of this collection validates against
+    live guests from one C(/cluster/resources?type=vm) call, merged by name with C(terraform/terraform.tfvars.json).
+  - Each host says where it comes from in C(pve_source), V(live+declared), V(live) (undeclared),
+    V(declared) (not created yet, or destroyed), or V(cached) when served from the state DB.
+  - Groups hosts by applied role (C(role_<role>)), node, status, guest type, tag and pool, and by source
+    (C(declared_only), C(undeclared)). Group names are sanitised as Ansible sanitises group names.
+  - Two live guests sharing a name become two hosts, C(<name>-<vmid>), with a warning; never one host.
+  - Templates are not servers unless O(include_templates=true).
+  - IPs are asked of the guest agent (qemu) or the interfaces call (lxc) only for running guests that declare
+    no IP, concurrently, at most O(max_workers) at a time.
+  - Each successful build is recorded in the state DB. When Proxmox cannot be reached, times out or errors,
+    the last recorded view is served with a loud warning (see O(offline_fallback)).
+  - Uses a configuration file whose name ends in C(proxmox.yml) or C(proxmox.yaml).
+extends_documentation_fragment:
+  - ansible.builtin.constructed
+  - ansible.builtin.inventory_cache
+  - proxmox_manager.core.connection.plugins
+  - proxmox_manager.core.state.plugins
+options:
+  plugin:
+    description: The name of this plugin; it makes the file an inventory source of this plugin.
+    type: str
+    required: true
+    choices: ['proxmox_manager.core.proxmox']
+  include_templates:
+    description: List templates as hosts too.
+    type: bool
+    default: false
+  want_agent_ips:
+    description:
+      - Ask running guests that declare no IP in tfvars for their addresses (guest agent for qemu,
+        the interfaces call for lxc), to set C(pve_ips) and C(ansible_host).
+    type: bool
+    default: true
+  max_workers:
+    description: How many IP lookups run at once.
+    type: int
+    default: 8
+  offline_fallback:
+    description:
+      - When Proxmox cannot be reached, times out or answers with an error, serve the last view recorded in the
+        state DB (hosts get C(pve_source=cached)) with a warning.
+      - When false, or when O(strict=true), that is an error instead.
+    type: bool
+    default: true
+notes:
+  - Host variables, all prefixed C(pve_), C(pve_vmid), C(pve_name), C(pve_node), C(pve_type), C(pve_status),
+    C(pve_tags) (list), C(pve_pool), C(pve_ips) (list), C(pve_source), C(pve_declared) (the tfvars entry),
+    C(pve_declared_role), and C(pve_role) (the applied role from the state DB, when there is one).
+    C(ansible_host) is the first declared IP, else the first non-loopback IPv4 the guest reports.
+  - A cache hit (O(cache=true)) makes no API call at all, not even a login.
+'''
+
+EXAMPLES = r'''
+# inventory/proxmox.yml -- connection from the PROXMOX_* environment, no secret in git
+plugin: proxmox_manager.core.proxmox
+tfvars_path: terraform/terraform.tfvars.json
+state_db: state/proxmox_manager.db
+
+# Token auth spelled out, with a private CA and the inventory cache
+plugin: proxmox_manager.core.proxmox
+api_host: pve1.example.com
+api_user: automation@pve
+api_token_id: inventory
+api_token_secret: "{{ lookup('ansible.builtin.env', 'PROXMOX_TOKEN_SECRET') }}"
+ca_path: /etc/ssl/certs/pve-root-ca.pem
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/proxmox_manager
+cache_timeout: 300
+
+# Extra groups and variables with the constructed options
+plugin: proxmox_manager.core.proxmox
+keyed_groups:
+  - key: pve_declared.disks | default([]) | map(attribute='disk_type') | list
+    prefix: disk
+groups:
+  big: (pve_declared.memory | default(0)) >= 8192
+compose:
+  ansible_user: "'debian' if 'debian' in pve_tags else 'root'"
+'''
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client, state_store
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
+    DeclarationError,
+    ProxmoxApiError,
+    ProxmoxManagerError,
+)
+
+_CONNECTION = tuple(proxmox_client.CONNECTION_ARGSPEC)
+_SNAPSHOT = 'inventory'
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+
+    NAME = 'proxmox_manager.core.proxmox'
+
+    def verify_file(self, path):
+        return super(InventoryModule, self).verify_file(path) and path.endswith(('proxmox.yml', 'proxmox.yaml'))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super(InventoryModule, self).parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        try:
+            records, cached_at = self._records(path, cache)
+            roles = self._applied_roles()
+        except ProxmoxManagerError as exc:
+            raise AnsibleParserError('proxmox_manager.core.proxmox: %s' % exc)
+        self._populate(records, roles, cached_at)
+
+    def _records(self, path, cache):
+        """Record dicts of the merged view, from the cache, Proxmox, or the state DB."""
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option('cache') and cache
+        if use_cache:
+            try:
+                return self._cache[cache_key], None
+            except KeyError:
+                pass
+        try:
+            view = self._fetch()
+        except DeclarationError:
+            raise
+        except ProxmoxApiError as exc:
+            return self._fallback(exc)
+        for warning in view.warnings:
+            self.display.warning(warning)
+        records = [r.as_dict() for r in view]
+        self._record_snapshot(records)
+        if self.get_option('cache'):
+            self._cache[cache_key] = records
+        return records, None
+
+    def _fetch(self):
+        options = dict((name, self.get_option(name)) for name in _CONNECTION)
+        client = proxmox_client.ProxmoxClient(options)
+        return merged_view.fetch_view(
+            client, self.get_option('tfvars_path'), include_templates=self.get_option('include_templates'),
+            want_ips=self.get_option('want_agent_ips'), max_workers=self.get_option('max_workers'))
+
+    def _store(self):
+        return state_store.StateStore(self.get_option('state_db'))
+
+    def _record_snapshot(self, records):
+        try:
+            store = self._store()
+            with store.writing() as conn:
+                store.save_snapshot(conn, _SNAPSHOT, records)
+        except ProxmoxManagerError as exc:
+            # The live view is still right; only the offline fallback suffers.
+            self.display.warning('Could not record the view in the state DB: %s' % exc)
+
+    def _fallback(self, error):
+        if not self.get_option('offline_fallback') or self.get_option('strict'):
+            raise error
+        taken_at, records = self._store().load_snapshot(_SNAPSHOT)
+        if records is None:
+            raise ProxmoxApiError('%s There is no recorded view in the state DB to fall back on.' % error)
+        self.display.warning(
+            'PROXMOX UNREACHABLE, SERVING THE VIEW RECORDED AT %sZ (pve_source=cached, %d hosts): %s'
+            % (taken_at.isoformat(timespec='seconds'), len(records), error))
+        return records, taken_at
+
+    def _applied_roles(self):
+        """{vmid or name: role} from the state DB; empty when there is no DB yet."""
+        roles = {}
+        for row in self._store().servers():
+            if row['role']:
+                roles[row['vmid'] if row['vmid'] is not None else row['name']] = row['role']
+        return roles
+
+    def _populate(self, records, roles, cached_at):
+        strict = self.get_option('strict')
+        compose, groups, keyed = self.get_option('compose'), self.get_option('groups'), self.get_option('keyed_groups')
+        inventory, group = self.inventory, self._group
+        for data in records:
+            record = merged_view.ServerRecord.from_dict(data)
+            host = record.host
+            inventory.add_host(host)
+            role = roles.get(record.vmid) if record.vmid is not None else None
+            role = role or roles.get(record.name)
+            hostvars = dict(
+                pve_vmid=record.vmid, pve_name=record.name, pve_node=record.node, pve_type=record.type,
+                pve_status=record.status, pve_tags=record.tags, pve_pool=record.pool, pve_ips=record.ips,
+                pve_source='cached' if cached_at else record.source, pve_declared=record.declared,
+                pve_declared_role=record.declared_role, pve_role=role)
+            if record.ansible_host:
+                hostvars['ansible_host'] = record.ansible_host
+            for key, value in hostvars.items():
+                inventory.set_variable(host, key, value)
+            for prefix, value in (('role', role), ('node', record.node), ('status', record.status),
+                                  ('type', record.type), ('pool', record.pool)):
+                if value:
+                    group('%s_%s' % (prefix, value), host)
+            for tag in record.tags:
+                group('tag_%s' % tag, host)
+            if record.source == merged_view.DECLARED_ONLY:
+                group('declared_only', host)
+            elif record.source == merged_view.LIVE_ONLY:
+                group('undeclared', host)
+            if compose or groups or keyed:
+                allvars = inventory.get_host(host).get_vars()
+                self._set_composite_vars(compose, allvars, host, strict=strict)
+                self._add_host_to_composed_groups(groups, allvars, host, strict=strict)
+                self._add_host_to_keyed_groups(keyed, allvars, host, strict=strict)
+
+    def _group(self, name, host):
+        name = self.inventory.add_group(self._sanitize_group_name(name))
+        self.inventory.add_child(name, host)

@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Errors shared by the client, the merged view and the state store.
+
+Every error the collection raises on purpose derives from ProxmoxManagerError,
+so modules and the inventory plugin can turn any of them into one clear
+message without a traceback.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ProxmoxManagerError(Exception):
+    """Base of every expected failure; str() is the user-facing message."""
+
+
+class ConfigurationError(ProxmoxManagerError):
+    """Options missing or contradictory: a user error, never worth a retry or fallback."""
+
+
+class ProxmoxApiError(ProxmoxManagerError):
+    """Proxmox answered with an error status, or could not be reached."""
+
+    def __init__(self, message, status=None, path=None):
+        super(ProxmoxApiError, self).__init__(message)
+        self.status = status
+        self.path = path
+
+
+class ProxmoxAuthError(ProxmoxApiError):
+    """401/403: the credentials were refused (never carries the secret)."""
+
+
+class ProxmoxUnreachableError(ProxmoxApiError):
+    """Connection refused, DNS failure, TLS failure or timeout."""
+
+
+class DeclarationError(ProxmoxManagerError):
+    """A file in git (tfvars, roles.yml, datastores.yml) is malformed."""
+
+    def __init__(self, message, problems=None):
+        super(DeclarationError, self).__init__(message)
+        self.problems = problems or []
+
+
+class UnknownServerError(ProxmoxManagerError):
+    """A server name the merged view does not hold (or holds ambiguously)."""
+
+    def __init__(self, message, problems=None):
+        super(UnknownServerError, self).__init__(message)
+        self.problems = problems or []
+
+
+class StateStoreError(ProxmoxManagerError):
+    """The state DB cannot be opened, upgraded or written."""

@@ -1,0 +1,258 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The merged view: the one answer to "which servers exist".
+
+Live guests (one /cluster/resources?type=vm call) merged by name with the
+servers declared in terraform/terraform.tfvars.json. The inventory plugin
+shows this view and every module that names a server resolves it here.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import difflib
+import json
+import os
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
+    DeclarationError,
+    UnknownServerError,
+)
+from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import TFVARS_SCHEMA, validate
+
+LIVE_AND_DECLARED = 'live+declared'
+LIVE_ONLY = 'live'
+DECLARED_ONLY = 'declared'
+
+DEFAULT_TFVARS = os.path.join('terraform', 'terraform.tfvars.json')
+TFVARS_ENV = 'PROXMOX_MANAGER_TFVARS'
+
+_RECORD_FIELDS = ('host', 'name', 'vmid', 'node', 'type', 'status', 'template', 'tags', 'pool',
+                  'source', 'declared', 'ips', 'maxcpu', 'maxmem', 'maxdisk', 'uptime')
+
+
+def tfvars_path(option=None):
+    """The tfvars file to read: the option, else $PROXMOX_MANAGER_TFVARS, else the repo default."""
+    return option or os.environ.get(TFVARS_ENV) or DEFAULT_TFVARS
+
+
+def load_tfvars(path=None):
+    """Declared servers {name: entry} from tfvars, validated against the schema.
+
+    A missing file at the default path means "nothing declared yet"; a path the
+    user named must exist.
+    """
+    explicit = bool(path or os.environ.get(TFVARS_ENV))
+    path = tfvars_path(path)
+    if not os.path.exists(path):
+        if explicit:
+            raise DeclarationError('The tfvars file %s does not exist.' % path)
+        return {}
+    try:
+        with open(path, 'rb') as handle:
+            data = json.loads(handle.read().decode('utf-8'))
+    except ValueError as exc:
+        raise DeclarationError('%s is not valid JSON: %s' % (path, exc)) from None
+    except OSError as exc:
+        raise DeclarationError('Cannot read %s: %s' % (path, exc.strerror)) from None
+    validate(data, TFVARS_SCHEMA, path)
+    servers = data['servers']
+    mismatched = ['servers.%s.name: %r differs from its key %r' % (key, entry['name'], key)
+                  for key, entry in servers.items() if entry['name'] != key]
+    if mismatched:
+        raise DeclarationError('%s is not valid:\n  %s' % (path, '\n  '.join('%s: %s' % (path, m) for m in mismatched)),
+                               mismatched)
+    return servers
+
+
+def declared_ips(entry):
+    """IPs of a tfvars entry, in order, without a CIDR suffix."""
+    if not entry:
+        return []
+    return [dev['ip_address'].split('/', 1)[0]
+            for dev in entry.get('network_devices') or []
+            if dev.get('ip_address') and dev['ip_address'] not in ('dhcp', 'auto')]
+
+
+def split_tags(tags):
+    """PVE sends tags as one `;`-joined string (sometimes `,` or spaces)."""
+    if not tags:
+        return []
+    if isinstance(tags, list):
+        return tags
+    return [t for t in tags.replace(',', ';').replace(' ', ';').split(';') if t]
+
+
+class ServerRecord:
+    """One server of the merged view."""
+
+    __slots__ = _RECORD_FIELDS
+
+    def __init__(self, **fields):
+        for field in _RECORD_FIELDS:
+            setattr(self, field, fields.get(field))
+        if self.ips is None:
+            self.ips = []
+        if self.tags is None:
+            self.tags = []
+
+    @property
+    def declared_role(self):
+        return (self.declared or {}).get('role')
+
+    @property
+    def declared_ips(self):
+        return declared_ips(self.declared)
+
+    @property
+    def ansible_host(self):
+        """The first declared IP, else the first IPv4 the guest reports."""
+        return (self.declared_ips or self.ips or [None])[0]
+
+    @property
+    def is_live(self):
+        return self.source != DECLARED_ONLY
+
+    def as_dict(self):
+        return dict((f, getattr(self, f)) for f in _RECORD_FIELDS)
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**dict((f, data.get(f)) for f in _RECORD_FIELDS))
+
+    def __repr__(self):
+        return 'ServerRecord(%s, vmid=%s, source=%s)' % (self.host, self.vmid, self.source)
+
+
+def _live_record(guest, declared):
+    return ServerRecord(
+        host=guest['name'], name=guest['name'], vmid=guest.get('vmid'), node=guest.get('node'),
+        type=guest.get('type'), status=guest.get('status'), template=bool(guest.get('template')),
+        tags=split_tags(guest.get('tags')), pool=guest.get('pool'),
+        source=LIVE_AND_DECLARED if declared is not None else LIVE_ONLY,
+        declared=declared, maxcpu=guest.get('maxcpu'), maxmem=guest.get('maxmem'),
+        maxdisk=guest.get('maxdisk'), uptime=guest.get('uptime'))
+
+
+class MergedView:
+    """The merged list, indexed by inventory host name and by guest name."""
+
+    def __init__(self, records, warnings=None):
+        self.records = records
+        self.warnings = list(warnings or [])
+        self.by_host = dict((r.host, r) for r in records)
+        self.by_name = {}
+        for record in records:
+            self.by_name.setdefault(record.name, []).append(record)
+
+    def __len__(self):
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def _suggest(self, name):
+        close = difflib.get_close_matches(name, list(self.by_host) + list(self.by_name), n=3, cutoff=0.6)
+        close = list(dict.fromkeys(close))
+        return ' Did you mean %s?' % ' or '.join(repr(c) for c in close) if close else ''
+
+    def find(self, name, vmid=None):
+        """(record, None) or (None, problem) for a server name and optional vmid."""
+        candidates = self.by_name.get(name)
+        if candidates is None and name in self.by_host:
+            candidates = [self.by_host[name]]
+        if not candidates:
+            return None, ('Server %r does not exist in Proxmox or in the tfvars declarations.%s'
+                          % (name, self._suggest(name)))
+        if vmid is not None:
+            match = [r for r in candidates if r.vmid == int(vmid)]
+            if not match:
+                return None, ('Server %r has no guest with vmid %s; its vmids are %s.'
+                              % (name, vmid, ', '.join(str(r.vmid) for r in candidates)))
+            return match[0], None
+        if len(candidates) > 1:
+            return None, ('Server name %r is ambiguous: %d guests share it (vmids %s). Give vmid, '
+                          'or use one of the host names %s.'
+                          % (name, len(candidates), ', '.join(str(r.vmid) for r in candidates),
+                             ', '.join(r.host for r in candidates)))
+        return candidates[0], None
+
+    def resolve(self, name, vmid=None):
+        """The record for a server, or UnknownServerError with a helpful message."""
+        record, problem = self.find(name, vmid)
+        if problem:
+            raise UnknownServerError(problem, [problem])
+        return record
+
+
+def build_view(guests, declared, include_templates=False):
+    """Merge live guests with declared servers. Pure: no I/O.
+
+    Guests come in the shape of /cluster/resources?type=vm. Two live guests
+    with one name stay two records, named `<name>-<vmid>` in the inventory.
+    A declaration with `vm_id` binds to that guest; without it, it applies
+    to every live guest of its name.
+    """
+    warnings = []
+    live = {}
+    for guest in guests:
+        if guest.get('type') not in ('qemu', 'lxc'):
+            continue
+        if guest.get('template') and not include_templates:
+            continue
+        name = guest.get('name') or 'vm-%s' % guest.get('vmid')
+        guest = dict(guest, name=name)
+        live.setdefault(name, []).append(guest)
+
+    records = []
+    for name, same_name in live.items():
+        entry = declared.get(name)
+        bound = entry.get('vm_id') if entry else None
+        if len(same_name) > 1:
+            same_name.sort(key=lambda g: g['vmid'])
+            warnings.append('%d guests share the name %r (vmids %s): they are listed as %s.'
+                            % (len(same_name), name, ', '.join(str(g['vmid']) for g in same_name),
+                               ', '.join('%s-%s' % (name, g['vmid']) for g in same_name)))
+        for guest in same_name:
+            attach = entry if (bound is None or bound == guest['vmid']) else None
+            record = _live_record(guest, attach)
+            if len(same_name) > 1:
+                record.host = '%s-%s' % (name, guest['vmid'])
+            records.append(record)
+
+    for name, entry in declared.items():
+        if name not in live:
+            records.append(ServerRecord(host=name, name=name, vmid=entry.get('vm_id'),
+                                        source=DECLARED_ONLY, declared=entry))
+
+    taken = set()
+    for record in records:
+        if record.host in taken:
+            # `<name>-<vmid>` met a guest really called that: keep both, visibly.
+            warnings.append('Host name %r is used twice; the guest with vmid %s is listed as %s-vmid%s.'
+                            % (record.host, record.vmid, record.host, record.vmid))
+            record.host = '%s-vmid%s' % (record.host, record.vmid)
+        taken.add(record.host)
+    records.sort(key=lambda r: (r.name, r.vmid or 0))
+    return MergedView(records, warnings)
+
+
+def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=8):
+    """The merged view, live: one cluster call, then bounded IP lookups.
+
+    IPs are asked only of running guests that declare none. The tfvars file
+    is read first so a malformed file fails before any API call.
+    """
+    declared = load_tfvars(tfvars)
+    guests = client.cluster_resources('vm')
+    view = build_view(guests, declared, include_templates=include_templates)
+    if want_ips:
+        ask = [dict(vmid=r.vmid, node=r.node, type=r.type) for r in view
+               if r.is_live and r.status == 'running' and not r.declared_ips and not r.template]
+        found = client.guests_ips(ask, max_workers=max_workers)
+        for record in view:
+            if record.vmid in found and record.is_live:
+                record.ips = found[record.vmid]
+    return view

@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The base of every module: shared options, lazy client/view/store, clean failures."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client, state_store
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxManagerError
+from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import HAS_JSONSCHEMA
+
+STATE_ARGSPEC = dict(
+    tfvars_path=dict(type='path', fallback=(env_fallback, [merged_view.TFVARS_ENV])),
+    state_db=dict(type='str', fallback=(env_fallback, [state_store.DB_ENV])),
+)
+
+BACKUP_ARGSPEC = dict(
+    backup=dict(type='bool', default=False),
+    backup_dir=dict(type='path'),
+)
+
+
+class ProxmoxManagerModule(AnsibleModule):
+    """AnsibleModule with the connection and state options merged in.
+
+    `connection=False` is for modules that only read the state DB.
+    """
+
+    def __init__(self, argument_spec, connection=True, backup=False, **kwargs):
+        spec = dict(STATE_ARGSPEC)
+        if backup:
+            spec.update(BACKUP_ARGSPEC)
+        if connection:
+            spec.update(proxmox_client.CONNECTION_ARGSPEC)
+            kwargs.setdefault('required_together', []).append(('api_token_id', 'api_token_secret'))
+        spec.update(argument_spec)
+        super(ProxmoxManagerModule, self).__init__(argument_spec=spec, **kwargs)
+        self._check_libs(connection)
+        self._client = None
+        self._store = None
+
+    def _check_libs(self, connection):
+        missing = [(lib, err) for lib, ok, err in (
+            ('proxmoxer', proxmox_client.HAS_PROXMOXER or not connection, proxmox_client.PROXMOXER_IMPORT_ERROR),
+            ('SQLAlchemy', state_store.HAS_SQLALCHEMY, state_store.SQLALCHEMY_IMPORT_ERROR),
+            ('jsonschema', HAS_JSONSCHEMA, None),
+        ) if not ok]
+        if missing:
+            lib, err = missing[0]
+            self.fail_json(msg=missing_required_lib(lib), exception=str(err) if err else None)
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = proxmox_client.ProxmoxClient(self.params)
+        return self._client
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = state_store.StateStore(self.params['state_db'])
+        return self._store
+
+    def merged_view(self, include_templates=False, want_ips=False, max_workers=8):
+        """The one answer to "which servers exist", as the inventory computes it."""
+        return merged_view.fetch_view(self.client, self.params['tfvars_path'], include_templates=include_templates,
+                                      want_ips=want_ips, max_workers=max_workers)
+
+    def write(self, apply):
+        """apply(check_mode) -> (changed, result, diff), with the backup option.
+
+        With backup=true the plan is computed read-only first, so a backup is
+        taken only when something will change, before it changes.
+        """
+        result = {}
+        if self.params.get('backup') and not self.check_mode and self.store.exists:
+            if apply(True)[0]:
+                result['backup_file'] = self.store.backup(self.params.get('backup_dir'))
+        changed, payload, diff = apply(self.check_mode)
+        result.update(payload, changed=changed)
+        if self._diff:
+            result['diff'] = diff
+        return result
+
+    def run(self, body):
+        """Call body(self) -> result dict; expected errors end in one clear message."""
+        try:
+            result = body(self)
+        except ProxmoxManagerError as exc:
+            self.fail_json(msg=str(exc), **_problems(exc))
+        except Exception as exc:  # noqa: BLE001 - last resort: still no raw traceback
+            self.fail_json(msg='Unexpected error: %s: %s' % (type(exc).__name__, exc),
+                           exception=traceback.format_exc())
+        self.exit_json(**result)
+
+
+def _problems(exc):
+    problems = getattr(exc, 'problems', None)
+    return dict(problems=problems) if problems else {}

@@ -1,0 +1,269 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Proxmox VE client: connection options, auth, retries, error mapping.
+
+The one place that talks HTTP to Proxmox. Modules get the options through
+CONNECTION_ARGSPEC, the inventory plugin through the `connection` doc
+fragment; both hand a plain dict to ProxmoxClient.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
+    ConfigurationError,
+    ProxmoxApiError,
+    ProxmoxAuthError,
+    ProxmoxUnreachableError,
+)
+
+try:
+    import requests
+    from proxmoxer import ProxmoxAPI
+    from proxmoxer.core import AuthenticationError, ResourceException
+
+    HAS_PROXMOXER = True
+    PROXMOXER_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the callers
+    HAS_PROXMOXER = False
+    PROXMOXER_IMPORT_ERROR = exc
+
+DEFAULT_PORT = 8006
+DEFAULT_TIMEOUT = 30
+DEFAULT_RETRIES = 2
+_BACKOFF = 0.5
+# 501 is "not implemented": retrying cannot help. 595 is PVE's "node offline".
+_NOT_TRANSIENT = (501, 595)
+
+CONNECTION_ARGSPEC = dict(
+    api_host=dict(type='str', fallback=(env_fallback, ['PROXMOX_HOST'])),
+    api_port=dict(type='int', default=DEFAULT_PORT, fallback=(env_fallback, ['PROXMOX_PORT'])),
+    api_user=dict(type='str', fallback=(env_fallback, ['PROXMOX_USER'])),
+    api_password=dict(type='str', no_log=True, fallback=(env_fallback, ['PROXMOX_PASSWORD'])),
+    api_token_id=dict(type='str', no_log=False, fallback=(env_fallback, ['PROXMOX_TOKEN_ID'])),
+    api_token_secret=dict(type='str', no_log=True, fallback=(env_fallback, ['PROXMOX_TOKEN_SECRET'])),
+    validate_certs=dict(type='bool', default=True, fallback=(env_fallback, ['PROXMOX_VALIDATE_CERTS'])),
+    ca_path=dict(type='path', fallback=(env_fallback, ['PROXMOX_CA_PATH'])),
+    api_timeout=dict(type='int', default=DEFAULT_TIMEOUT, fallback=(env_fallback, ['PROXMOX_API_TIMEOUT'])),
+    api_retries=dict(type='int', default=DEFAULT_RETRIES, fallback=(env_fallback, ['PROXMOX_API_RETRIES'])),
+)
+
+SECRET_OPTIONS = ('api_password', 'api_token_secret')
+
+
+def _split_token_id(user, token_id):
+    """Accept `automation` with api_user, or the full `user@realm!automation`."""
+    if token_id and '!' in token_id:
+        token_user, token_name = token_id.split('!', 1)
+        return user or token_user, token_name
+    return user, token_id
+
+
+def _is_usable_ipv4(address):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.version == 4 and not ip.is_loopback and not ip.is_link_local
+
+
+def _ips_from_interfaces(interfaces):
+    """IPv4 addresses from the agent's or the lxc interfaces answer, in order."""
+    ips = []
+    for iface in interfaces or []:
+        if iface.get('name') == 'lo':
+            continue
+        for addr in iface.get('ip-addresses') or []:
+            ip = addr.get('ip-address')
+            if ip and addr.get('ip-address-type', 'ipv4') == 'ipv4' and _is_usable_ipv4(ip):
+                ips.append(ip)
+        inet = iface.get('inet')
+        if inet:
+            ip = inet.split('/', 1)[0]
+            if _is_usable_ipv4(ip) and ip not in ips:
+                ips.append(ip)
+    return ips
+
+
+class ProxmoxClient:
+    """A lazily connected Proxmox API client.
+
+    Nothing touches the network until the first request, so an inventory
+    cache hit costs no call at all, not even a login.
+    """
+
+    def __init__(self, options):
+        if not HAS_PROXMOXER:
+            raise ConfigurationError(
+                'The Python libraries proxmoxer and requests are required: %s' % PROXMOXER_IMPORT_ERROR)
+        self.host = options.get('api_host')
+        if not self.host:
+            raise ConfigurationError('No Proxmox host given: set api_host or the PROXMOX_HOST environment variable.')
+        self.port = int(options.get('api_port') or DEFAULT_PORT)
+        self.timeout = int(options.get('api_timeout') or DEFAULT_TIMEOUT)
+        retries = options.get('api_retries')
+        self.retries = DEFAULT_RETRIES if retries is None else max(0, int(retries))
+        self.user, self.token_name = _split_token_id(options.get('api_user'), options.get('api_token_id'))
+        self._password = options.get('api_password')
+        self._token_secret = options.get('api_token_secret')
+        if not self.user:
+            raise ConfigurationError('No Proxmox user given: set api_user (PROXMOX_USER), e.g. root@pam.')
+        if not (self._token_secret and self.token_name) and not self._password:
+            raise ConfigurationError(
+                'No Proxmox credentials for %s: set api_token_id and api_token_secret '
+                '(PROXMOX_TOKEN_ID, PROXMOX_TOKEN_SECRET) or api_password (PROXMOX_PASSWORD).' % self.user)
+        validate = options.get('validate_certs')
+        validate = True if validate is None else validate
+        # An explicit verify value per request beats REQUESTS_CA_BUNDLE; proxmoxer
+        # passes this value on every request, including the ticket login.
+        if not validate:
+            self._verify = False
+        elif options.get('ca_path'):
+            self._verify = options['ca_path']
+        else:
+            self._verify = True
+        self._api = None
+
+    @property
+    def url(self):
+        return 'https://%s:%s' % (self.host, self.port)
+
+    @property
+    def who(self):
+        """Identity for error messages: user and token id, never a secret."""
+        if self._token_secret and self.token_name:
+            return 'user %s with token id %s' % (self.user, self.token_name)
+        return 'user %s (password auth)' % self.user
+
+    def _scrub(self, text):
+        text = str(text)
+        for secret in (self._password, self._token_secret):
+            if secret:
+                text = text.replace(secret, '********')
+        return text
+
+    def _connect(self):
+        kwargs = dict(port=self.port, user=self.user, verify_ssl=self._verify,
+                      timeout=self.timeout, backend='https')
+        if self._token_secret and self.token_name:
+            kwargs.update(token_name=self.token_name, token_value=self._token_secret)
+        else:
+            kwargs.update(password=self._password)
+        if self._verify is False:
+            # The user asked for no verification; don't spam every request.
+            requests.packages.urllib3.disable_warnings()
+        return self._with_retries('/access/ticket', lambda: ProxmoxAPI(self.host, **kwargs))
+
+    @property
+    def api(self):
+        if self._api is None:
+            self._api = self._connect()
+        return self._api
+
+    def _session(self):
+        return self.api._store['session']  # pylint: disable=protected-access
+
+    def _with_retries(self, path, call, retry=True):
+        attempts = 1 + (self.retries if retry else 0)
+        for attempt in range(attempts):
+            try:
+                return call()
+            except Exception as exc:  # noqa: BLE001 - mapped to our errors below
+                error = self._map_error(exc, path)
+                transient = isinstance(error, ProxmoxUnreachableError) and not isinstance(
+                    exc, requests.exceptions.SSLError)
+                transient = transient or (error.status is not None and error.status >= 500
+                                          and error.status not in _NOT_TRANSIENT)
+                if not transient or attempt == attempts - 1:
+                    raise error from None
+                time.sleep(_BACKOFF * (2 ** attempt))
+        raise AssertionError('unreachable')  # pragma: no cover
+
+    def _map_error(self, exc, path):
+        where = '%s%s' % (self.url, path)
+        if isinstance(exc, ProxmoxApiError):
+            return exc
+        if isinstance(exc, AuthenticationError):
+            return ProxmoxAuthError(
+                'Proxmox refused the login at %s for %s: check the credentials.' % (self.url, self.who),
+                status=401, path=path)
+        if isinstance(exc, ResourceException):
+            status = exc.status_code
+            if status in (401, 403):
+                return ProxmoxAuthError(
+                    'Proxmox refused %s (HTTP %s %s) for %s: check the credentials and their permissions.'
+                    % (path, status, exc.status_message, self.who), status=status, path=path)
+            detail = self._scrub(exc.content or exc.status_message)
+            return ProxmoxApiError('Proxmox answered HTTP %s for %s: %s' % (status, where, detail),
+                                   status=status, path=path)
+        if isinstance(exc, requests.exceptions.SSLError):
+            return ProxmoxUnreachableError(
+                'TLS verification failed for %s: %s. Set ca_path to the CA that signed the '
+                'Proxmox certificate, or validate_certs: false for a lab.' % (self.url, _short(exc)), path=path)
+        if isinstance(exc, requests.exceptions.Timeout):
+            return ProxmoxUnreachableError(
+                'Proxmox did not answer %s within %ss (api_timeout).' % (where, self.timeout), path=path)
+        if isinstance(exc, requests.exceptions.RequestException):
+            return ProxmoxUnreachableError('Cannot reach Proxmox at %s: %s' % (self.url, self._scrub(_short(exc))),
+                                           path=path)
+        return ProxmoxApiError('Unexpected error calling %s: %s' % (where, self._scrub(exc)), path=path)
+
+    def get(self, path, retry=True, **params):
+        """GET an API path (without /api2/json) and return its `data`."""
+        return self._with_retries(path, lambda: self.api.get(path.lstrip('/'), **params), retry=retry)
+
+    def cluster_resources(self, kind):
+        """Every resource of one kind in ONE call, whatever the cluster size."""
+        return self.get('/cluster/resources', type=kind) or []
+
+    def guest_ips(self, guest):
+        """IPv4 addresses a running guest reports, or [] when it can't tell."""
+        if guest['type'] == 'qemu':
+            path = '/nodes/%s/qemu/%s/agent/network-get-interfaces' % (guest['node'], guest['vmid'])
+        else:
+            path = '/nodes/%s/lxc/%s/interfaces' % (guest['node'], guest['vmid'])
+        try:
+            # A 500 here means "agent not running": final, so no retry.
+            data = self.get(path, retry=False)
+        except ProxmoxAuthError:
+            raise
+        except ProxmoxApiError:
+            return []
+        if isinstance(data, dict):
+            data = data.get('result')
+        return _ips_from_interfaces(data)
+
+    def guests_ips(self, guests, max_workers=8):
+        """guest_ips for many guests, concurrently and bounded; {vmid: [ip, ...]}."""
+        guests = list(guests)
+        if not guests:
+            return {}
+        workers = max(1, min(int(max_workers), len(guests)))
+        self._size_pool(workers)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = pool.map(self.guest_ips, guests)
+            return dict((g['vmid'], ips) for g, ips in zip(guests, results))
+
+    def _size_pool(self, workers):
+        # requests keeps 10 connections per host; more workers would just wait.
+        if workers > 10:
+            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=workers)
+            self._session().mount('https://', adapter)
+
+
+def _short(exc):
+    """The innermost reason of a requests error, without the URL noise."""
+    text = str(exc)
+    for marker in ('[SSL: ', 'Connection refused', 'Name or service not known', 'timed out'):
+        pos = text.find(marker)
+        if pos >= 0:
+            return text[pos:].split("'))")[0].split('")')[0].rstrip(')')
+    return text

@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Role assignment: the role catalog, validation against the merged view, the upsert.
+
+server_role, server_sync and the declarations all come through here, so a
+server the inventory lists can always be given a role and any other name is
+always refused.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import difflib
+import os
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
+    ConfigurationError,
+    UnknownServerError,
+)
+from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import server_key
+
+ROLES_ENV = 'PROXMOX_MANAGER_ROLES'
+DEFAULT_ROLES = 'roles'
+_MIB = 1024 * 1024
+
+
+def role_catalog(path=None):
+    """The role names a server can be given: the role directories of `path`."""
+    path = path or os.environ.get(ROLES_ENV) or DEFAULT_ROLES
+    if not os.path.isdir(path):
+        raise ConfigurationError('The role catalog %s does not exist: set roles_path to the directory '
+                                 'that holds the roles (the config repo\'s roles/).' % path)
+    return sorted(name for name in os.listdir(path)
+                  if os.path.isdir(os.path.join(path, name, 'tasks')) or
+                  os.path.isdir(os.path.join(path, name, 'meta')))
+
+
+def server_facts(record):
+    """The state DB row of a merged-view record (None never blanks a stored fact)."""
+    declared = record.declared or {}
+    memory = declared.get('memory')
+    if memory is None and record.maxmem:
+        memory = int(record.maxmem) // _MIB
+    return dict(name=record.name, vmid=record.vmid, node=record.node, type=record.type,
+                status=record.status, ip_address=record.ansible_host,
+                cpu=declared.get('cpu') or (int(record.maxcpu) if record.maxcpu else None),
+                memory=memory, os_type=declared.get('os_type'), source=record.source)
+
+
+def _role_problem(role, catalog):
+    close = difflib.get_close_matches(role, catalog, n=2, cutoff=0.6)
+    hint = ' Did you mean %s?' % ' or '.join(repr(c) for c in close) if close else ''
+    return 'Role %r is not in the role catalog (%s).%s' % (role, ', '.join(catalog) or 'empty', hint)
+
+
+def resolve(view, entries, catalog):
+    """Validate every entry first; ([(record, entry)], [problem, ...]).
+
+    Entries are {name, vmid?, role?, state?}. Every problem is listed, so one
+    failing call tells the user everything to fix.
+    """
+    resolved, problems, seen = [], [], {}
+    for index, entry in enumerate(entries):
+        label = 'servers[%d] (%s)' % (index, entry.get('name')) if len(entries) > 1 else entry.get('name')
+        state = entry.get('state') or 'present'
+        role = entry.get('role')
+        if state == 'present' and not role:
+            problems.append('%s: role is required when state is present.' % label)
+        elif role and role not in catalog:
+            problems.append('%s: %s' % (label, _role_problem(role, catalog)))
+        record, problem = view.find(entry['name'], entry.get('vmid'))
+        if problem:
+            problems.append('%s: %s' % (label, problem) if len(entries) > 1 else problem)
+            continue
+        if record.host in seen:
+            problems.append('%s: the same server as servers[%d]; give each server once.' % (label, seen[record.host]))
+            continue
+        seen[record.host] = index
+        resolved.append((record, dict(entry, state=state)))
+    return resolved, problems
+
+
+def assign(store, resolved, check_mode, tool='server_role'):
+    """Record the roles in ONE transaction; (changed, {servers: [...]}, diff).
+
+    A server missing from the DB gets its row here (the seeds' fix). In
+    check mode the same plan is computed without writing.
+    """
+    rows = []
+    for record, entry in resolved:
+        row = server_facts(record)
+        row['role'] = entry['role'] if entry['state'] == 'present' else None
+        if entry['state'] == 'absent' and entry.get('role'):
+            row['only_if_role'] = entry['role']  # absent with a role removes only that role
+        rows.append(row)
+    if check_mode:
+        plan = store.preview_servers(rows)
+    else:
+        with store.writing() as conn:
+            plan = store.upsert_servers(conn, rows, tool)
+    servers, before, after = [], {}, {}
+    for (record, entry), (key, old, changes) in zip(resolved, plan.results):
+        previous = old['role'] if old else None
+        role = changes.get('role', previous)
+        role_changed = 'role' in changes
+        servers.append(dict(name=record.name, host=record.host, vmid=record.vmid, role=role,
+                            previous_role=previous, changed=role_changed))
+        if role_changed:
+            before[record.host], after[record.host] = previous, role
+    return bool(before), dict(servers=servers), dict(before=before, after=after)
+
+
+def require_valid(problems):
+    if problems:
+        raise UnknownServerError('%d problem%s, nothing was changed:\n  %s'
+                                 % (len(problems), '' if len(problems) == 1 else 's', '\n  '.join(problems)),
+                                 problems)
+
+
+def sync(store, view, check_mode, tool='server_sync'):
+    """Reconcile the state DB with the merged view; (changed, result, diff).
+
+    New servers get rows, known ones get fresh facts, servers gone from the
+    view are marked absent (never deleted, role kept). Roles are untouched.
+    """
+    rows = [server_facts(record) for record in view]
+    if check_mode:
+        plan = store.preview_servers(rows, roles=False, mark_missing=True)
+    else:
+        with store.writing() as conn:
+            plan = store.upsert_servers(conn, rows, tool, roles=False, mark_missing=True)
+    added = [key for key, old, _changes in plan.results if old is None]
+    updated = dict((key, changes) for key, old, changes in plan.results if old is not None and changes)
+    absent = [dict(name=row['name'], vmid=row['vmid'], role=row['role']) for row in plan.absent]
+    before = dict((key, dict((f, old.get(f)) for f in changes)) for key, old, changes in plan.results
+                  if old is not None and changes)
+    before.update((server_key(row), 'present') for row in plan.absent)
+    after = dict(updated)
+    after.update((key, 'added') for key in added)
+    after.update((server_key(row), 'absent') for row in plan.absent)
+    result = dict(added=added, updated=sorted(updated), marked_absent=absent, count=len(rows))
+    return plan.changed, result, dict(before=before, after=after)

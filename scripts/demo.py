@@ -1,0 +1,137 @@
+"""`make demo`: the main job, end to end, against the bundled Proxmox API double.
+
+Starts the double with the sample cluster, points the PROXMOX_* variables at
+it, and runs what a user runs: the inventory, role assignment (the seeds'
+AI-agent story), and the inventory again. Uses a scratch state DB under
+.double/ so the repo's own state/ is never touched.
+"""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+WORK = os.path.join(ROOT, '.double')
+INFO = os.path.join(WORK, 'demo-info.json')
+DB = os.path.join(WORK, 'demo.db')
+
+
+def banner(text):
+    print('\n\033[1m== %s\033[0m' % text, flush=True)
+
+
+def run(args, expect_fail=False, show=True):
+    print('$ %s' % ' '.join(args), flush=True)
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    out = (proc.stdout + proc.stderr).strip()
+    if show and out:
+        print(out)
+    if (proc.returncode != 0) != expect_fail:
+        print('demo: unexpected exit %d from %s' % (proc.returncode, args[0]), file=sys.stderr)
+        if not show:
+            print(out, file=sys.stderr)
+        sys.exit(1)
+    return proc.stdout
+
+
+def start_double():
+    os.makedirs(WORK, exist_ok=True)
+    if os.path.exists(INFO):
+        os.remove(INFO)
+    proc = subprocess.Popen([sys.executable, '-m', 'tests.pve_double', '--scenario',
+                             'tests/pve_double/scenarios/sample.yml', '--info-file', INFO],
+                            cwd=ROOT, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while not os.path.exists(INFO):
+        if proc.poll() is not None or time.time() > deadline:
+            sys.exit('demo: the Proxmox API double did not start')
+        time.sleep(0.1)
+    with open(INFO) as handle:
+        return proc, json.load(handle)
+
+
+def legacy_db():
+    """The seeds' DB: the original app's schema, holding only test and test-2."""
+    for suffix in ('', '-wal', '-shm'):
+        if os.path.exists(DB + suffix):
+            os.remove(DB + suffix)
+    conn = sqlite3.connect(DB)
+    conn.executescript('''
+        CREATE TABLE servers (id INTEGER PRIMARY KEY, name VARCHAR(100) UNIQUE NOT NULL, vmid INTEGER,
+            status VARCHAR(20), ip_address VARCHAR(50), role VARCHAR(50), cpu INTEGER, memory INTEGER,
+            os_type VARCHAR(50), created_at DATETIME, updated_at DATETIME);
+        INSERT INTO servers (name, status, role) VALUES ('test', 'unknown', 'web'), ('test-2', 'unknown', NULL);
+    ''')
+    conn.commit()
+    conn.close()
+
+
+def plain(value):
+    """ansible-inventory marks plugin values untrusted: {"__ansible_unsafe": "x"}."""
+    if isinstance(value, dict) and '__ansible_unsafe' in value:
+        return value['__ansible_unsafe']
+    return value
+
+
+def show_db():
+    conn = sqlite3.connect(DB)
+    for name, vmid, node, ip, role in conn.execute(
+            'SELECT name, vmid, node, ip_address, role FROM servers ORDER BY name'):
+        print('  %-10s vmid=%-5s node=%-5s ip=%-11s role=%s' % (name, vmid, node, ip, role))
+    conn.close()
+
+
+def table(inventory_json):
+    data = json.loads(inventory_json)
+    hostvars = data['_meta']['hostvars']
+    rows = [('HOST', 'VMID', 'NODE', 'TYPE', 'STATUS', 'SOURCE', 'ANSIBLE_HOST', 'ROLE')]
+    for host in sorted(hostvars):
+        v = dict((k, plain(val)) for k, val in hostvars[host].items())
+        rows.append((host, v.get('pve_vmid'), v.get('pve_node'), v.get('pve_type'), v.get('pve_status'),
+                     v.get('pve_source'), v.get('ansible_host'), v.get('pve_role')))
+    widths = [max(len(str(r[i] if r[i] is not None else '-')) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print('  '.join(str(c if c is not None else '-').ljust(w) for c, w in zip(row, widths)))
+
+
+def main():
+    banner('Starting the Proxmox API double (HTTPS on 127.0.0.1, sample cluster)')
+    proc, info = start_double()
+    print('double at %s, CA %s' % (info['url'], os.path.relpath(info['ca_path'], ROOT)))
+    os.environ.update(
+        PROXMOX_HOST=info['host'], PROXMOX_PORT=str(info['port']), PROXMOX_USER=info['token_id'].split('!')[0],
+        PROXMOX_TOKEN_ID=info['token_id'], PROXMOX_TOKEN_SECRET=info['token_secret'],
+        PROXMOX_CA_PATH=info['ca_path'], PROXMOX_MANAGER_DB=DB, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'))
+    ansible, inventory = os.path.join(BIN, 'ansible'), os.path.join(BIN, 'ansible-inventory')
+    try:
+        banner("The seeds' state DB: the original app's schema, holding only test and test-2")
+        legacy_db()
+        print('servers in the DB: test, test-2 (AI-agent is in Proxmox and tfvars, not in the DB)')
+
+        banner('The merged view: live Proxmox guests + terraform/terraform.tfvars.json')
+        table(run([inventory, '-i', 'inventory/proxmox.yml', '--list'], show=False))
+
+        banner('Give AI-agent the web role (validated against that same view; its row is created)')
+        run([ansible, 'localhost', '-m', 'proxmox_manager.core.server_role', '-a', 'name=AI-agent role=web'])
+
+        print('state DB now (upgraded in place from the old schema, test and test-2 kept):')
+        show_db()
+
+        banner('A typo is refused, with a "did you mean", and nothing is written')
+        run([ansible, 'localhost', '-m', 'proxmox_manager.core.server_role', '-a', 'name=AI-agnet role=web'],
+            expect_fail=True)
+
+        banner('The inventory, grouped: AI-agent is now in role_web')
+        run([inventory, '-i', 'inventory/proxmox.yml', '--graph'])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        banner('Stopped the double. The scratch state DB is %s' % os.path.relpath(DB, ROOT))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,126 @@
+"""Shared fixtures: the collection on sys.path, the API double, module runners."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COLLECTIONS = ROOT / 'collections'
+for path in (str(COLLECTIONS), str(ROOT)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from tests.pve_double import DoubleServer, load_scenario  # noqa: E402
+
+SAMPLE = ROOT / 'tests' / 'pve_double' / 'scenarios' / 'sample.yml'
+SAMPLE_TFVARS = ROOT / 'terraform' / 'terraform.tfvars.json'
+BIN = Path(sys.executable).parent
+
+
+def connection_options(double, auth='token', **extra):
+    """Module/plugin options pointing at a running double."""
+    opts = dict(api_host=double.host, api_port=double.port, ca_path=double.ca_path, api_user=double.token_user)
+    if auth == 'token':
+        opts.update(api_token_id=double.token_name, api_token_secret=double.token_secret)
+    else:
+        opts.update(api_user=double.user, api_password=double.password)
+    opts.update(extra)
+    return opts
+
+
+def connection_env(double, **extra):
+    """The PROXMOX_* environment a user would export, for subprocess runs."""
+    env = dict(os.environ)
+    env.update(PROXMOX_HOST=double.host, PROXMOX_PORT=str(double.port), PROXMOX_USER=double.token_user,
+               PROXMOX_TOKEN_ID=double.token_name, PROXMOX_TOKEN_SECRET=double.token_secret,
+               PROXMOX_CA_PATH=double.ca_path, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'),
+               ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def sample_cluster():
+    return load_scenario(SAMPLE)
+
+
+@pytest.fixture
+def double(sample_cluster):
+    with DoubleServer(sample_cluster) as server:
+        yield server
+
+
+@pytest.fixture
+def make_double():
+    """Start a double for a cluster the test built; stopped at teardown."""
+    started = []
+
+    def _start(cluster, **kwargs):
+        server = DoubleServer(cluster, **kwargs)
+        server.__enter__()
+        started.append(server)
+        return server
+
+    yield _start
+    for server in started:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def state_db(tmp_path):
+    return str(tmp_path / 'state' / 'proxmox_manager.db')
+
+
+class ModuleFailed(Exception):
+    def __init__(self, result):
+        super().__init__(result.get('msg'))
+        self.result = result
+
+
+def run_module(module, args, check_mode=False, diff=False):
+    """Run a module's main() in-process, as Ansible would; return its result.
+
+    Raises ModuleFailed with the result when the module fails.
+    """
+    import importlib
+
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+
+    payload = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff, _ansible_remote_tmp='/tmp',
+                   _ansible_keep_remote_files=False)
+    basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': payload}))
+    basic._ANSIBLE_PROFILE = 'legacy'
+    mod = importlib.import_module('ansible_collections.proxmox_manager.core.plugins.modules.%s' % module)
+    captured = {}
+
+    def _exit(self, **kwargs):
+        captured.update(kwargs)
+        raise SystemExit(0)
+
+    def _fail(self, msg, **kwargs):
+        captured.update(kwargs, msg=msg, failed=True)
+        raise SystemExit(1)
+
+    orig_exit, orig_fail = basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json
+    basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json = _exit, _fail
+    try:
+        mod.main()
+    except SystemExit:
+        pass
+    finally:
+        basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json = orig_exit, orig_fail
+    if captured.get('failed'):
+        raise ModuleFailed(captured)
+    return captured
+
+
+def run_ansible(args, env, cwd=ROOT, timeout=300):
+    """Run an ansible CLI (ansible, ansible-inventory, ansible-playbook) from the venv."""
+    proc = subprocess.run([str(BIN / args[0])] + list(args[1:]), cwd=str(cwd), env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc

@@ -1,0 +1,192 @@
+"""The state store on real SQLite files: upserts, concurrency, upgrades, locks."""
+
+import hashlib
+import multiprocessing
+import os
+import sqlite3
+
+import pytest
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store as ss
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
+
+
+def digest(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def test_reading_a_missing_db_creates_nothing(tmp_path):
+    store = ss.StateStore(str(tmp_path / 'state' / 'x.db'))
+    assert store.servers() == [] and store.changes() == [] and store.load_snapshot('inventory') == (None, None)
+    assert not (tmp_path / 'state').exists()
+
+
+def test_reading_never_writes(tmp_path):
+    path = str(tmp_path / 'x.db')
+    store = ss.StateStore(path)
+    with store.writing() as conn:
+        store.upsert_servers(conn, [dict(name='a', vmid=100, role='web')], 'test')
+    store.engine.dispose()
+    before = digest(path)
+    reader = ss.StateStore(path)
+    assert [r['role'] for r in reader.servers()] == ['web']
+    reader.changes()
+    reader.preview_servers([dict(name='a', vmid=100, role='db')])
+    reader.engine.dispose()
+    assert digest(path) == before
+
+
+def test_upsert_creates_updates_and_logs(tmp_path):
+    store = ss.StateStore(str(tmp_path / 'x.db'))
+    with store.writing() as conn:
+        plan = store.upsert_servers(conn, [dict(name='a', vmid=100, node='pve1', role='web'),
+                                           dict(name='planned', role='db')], 'test')
+    assert [old for _k, old, _c in plan.results] == [None, None]
+    # a declared server gets its vmid: the same row, not a new one
+    with store.writing() as conn:
+        plan = store.upsert_servers(conn, [dict(name='planned', vmid=105, node='pve2', role='db')], 'test')
+    rows = store.servers()
+    assert len(rows) == 2
+    planned = [r for r in rows if r['name'] == 'planned'][0]
+    assert planned['vmid'] == 105 and planned['role'] == 'db' and planned['node'] == 'pve2'
+    log = [(c['key'], c['field'], c['old'], c['new']) for c in store.changes()]
+    assert ('planned (vmid 105)', 'vmid', None, '105') in log
+    assert ('a (vmid 100)', 'role', None, 'web') in log
+    assert all(c['actor'] for c in store.changes())
+
+
+def test_none_never_blanks_a_known_fact(tmp_path):
+    store = ss.StateStore(str(tmp_path / 'x.db'))
+    with store.writing() as conn:
+        store.upsert_servers(conn, [dict(name='a', vmid=100, ip_address='10.0.0.1', role='web')], 'test')
+    with store.writing() as conn:
+        plan = store.upsert_servers(conn, [dict(name='a', vmid=100, ip_address=None, status='stopped')], 'sync',
+                                    roles=False)
+    row = store.servers()[0]
+    assert row['ip_address'] == '10.0.0.1' and row['role'] == 'web' and row['status'] == 'stopped'
+    assert plan.results[0][2] == {'status': 'stopped'}
+
+
+def test_mark_missing_keeps_row_and_role(tmp_path):
+    store = ss.StateStore(str(tmp_path / 'x.db'))
+    with store.writing() as conn:
+        store.upsert_servers(conn, [dict(name='a', vmid=100, role='web'), dict(name='b', vmid=101, role='db')], 't')
+    with store.writing() as conn:
+        plan = store.upsert_servers(conn, [dict(name='a', vmid=100)], 'sync', roles=False, mark_missing=True)
+    assert [r['name'] for r in plan.absent] == ['b']
+    b = [r for r in store.servers() if r['name'] == 'b'][0]
+    assert b['present'] is False and b['absent_since'] is not None and b['role'] == 'db'
+    # it comes back: present again, role intact
+    with store.writing() as conn:
+        store.upsert_servers(conn, [dict(name='a', vmid=100), dict(name='b', vmid=101)], 'sync', roles=False,
+                             mark_missing=True)
+    b = [r for r in store.servers() if r['name'] == 'b'][0]
+    assert b['present'] is True and b['absent_since'] is None and b['role'] == 'db'
+
+
+def _worker(args):
+    path, start = args
+    store = ss.StateStore(path)
+    for i in range(start, start + 250):
+        with store.writing() as conn:
+            store.upsert_servers(conn, [dict(name='vm-%05d' % i, vmid=1000 + i, role='web')], 'test')
+    return 250
+
+
+def test_eight_processes_times_250_upserts_lose_nothing(tmp_path):
+    path = str(tmp_path / 'x.db')
+    ctx = multiprocessing.get_context('spawn')
+    with ctx.Pool(8) as pool:
+        done = pool.map(_worker, [(path, n * 250) for n in range(8)])
+    assert sum(done) == 2000
+    rows = ss.StateStore(path).servers()
+    assert len(rows) == 2000 and len(set(r['vmid'] for r in rows)) == 2000
+    assert all(r['role'] == 'web' for r in rows)
+    assert sqlite3.connect(path).execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+
+
+def _legacy(path):
+    conn = sqlite3.connect(path)
+    conn.executescript('''
+        CREATE TABLE servers (id INTEGER PRIMARY KEY, name VARCHAR(100) UNIQUE NOT NULL, vmid INTEGER,
+            status VARCHAR(20), ip_address VARCHAR(50), role VARCHAR(50), cpu INTEGER, memory INTEGER,
+            os_type VARCHAR(50), created_at DATETIME, updated_at DATETIME);
+        INSERT INTO servers (name, vmid, status, ip_address, role, cpu, memory)
+            VALUES ('test', NULL, 'unknown', '10.0.0.7', 'web', 2, 2048), ('test-2', 102, 'running', NULL, NULL, 1, 1024);
+        CREATE TABLE datastores (id VARCHAR(100) PRIMARY KEY, name VARCHAR(100) NOT NULL, type VARCHAR(50) NOT NULL,
+            size BIGINT DEFAULT 0, used BIGINT DEFAULT 0, available BIGINT DEFAULT 0, content TEXT,
+            enabled BOOLEAN DEFAULT TRUE, is_default_hdd BOOLEAN DEFAULT FALSE, is_default_ssd BOOLEAN DEFAULT FALSE,
+            is_system_default BOOLEAN DEFAULT FALSE, created_at DATETIME, updated_at DATETIME);
+        INSERT INTO datastores (id, name, type, size, is_default_hdd) VALUES ('local-lvm', 'local-lvm', 'lvmthin', 100, 1);
+    ''')
+    conn.commit()
+    conn.close()
+
+
+def test_v1_db_of_the_original_app_upgrades_in_place_with_no_row_lost(tmp_path):
+    path = str(tmp_path / 'legacy.db')
+    _legacy(path)
+    store = ss.StateStore(path)
+    assert store.schema_version() == 1
+    assert store.servers() == []  # readers never upgrade: an old DB reads as empty
+    with store.writing() as conn:
+        store.upsert_servers(conn, [dict(name='test', vmid=None, role='web')], 'test')
+    rows = dict((r['name'], r) for r in store.servers())
+    assert set(rows) == {'test', 'test-2'}
+    assert rows['test']['ip_address'] == '10.0.0.7' and rows['test']['role'] == 'web'
+    assert rows['test-2']['vmid'] == 102 and rows['test-2']['memory'] == 1024
+    assert store.schema_version() == ss.SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    assert conn.execute('SELECT id, is_default_hdd, shared FROM datastores').fetchall() == [('local-lvm', 1, 0)]
+    # names are no longer unique: two guests named worker fit
+    with store.writing() as conn2:
+        store.upsert_servers(conn2, [dict(name='worker', vmid=110), dict(name='worker', vmid=111)], 'test')
+    assert len([r for r in store.servers() if r['name'] == 'worker']) == 2
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = str(tmp_path / 'x.db')
+    store = ss.StateStore(path)
+    with store.writing() as conn:
+        conn.execute(ss.meta_table.update().values(value='99'))
+    with pytest.raises(StateStoreError, match='newer than this collection knows'):
+        ss.StateStore(path).servers()
+
+
+def test_locked_db_is_a_clear_error_and_nothing_changes(tmp_path, monkeypatch):
+    path = str(tmp_path / 'x.db')
+    store = ss.StateStore(path)
+    with store.writing() as conn:
+        store.upsert_servers(conn, [dict(name='a', vmid=100, role='web')], 'test')
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute('BEGIN IMMEDIATE')
+    try:
+        monkeypatch.setenv(ss.BUSY_TIMEOUT_ENV, '1')
+        other = ss.StateStore(path)
+        with pytest.raises(StateStoreError) as err:
+            with other.writing() as conn:
+                other.upsert_servers(conn, [dict(name='a', vmid=100, role='db')], 'test')
+        assert 'locked' in str(err.value) and 'PROXMOX_MANAGER_DB_TIMEOUT' in str(err.value)
+    finally:
+        holder.execute('ROLLBACK')
+        holder.close()
+    assert store.servers()[0]['role'] == 'web'
+
+
+def test_backup_is_a_consistent_copy(tmp_path):
+    path = str(tmp_path / 'x.db')
+    store = ss.StateStore(path)
+    with store.writing() as conn:
+        store.upsert_servers(conn, [dict(name='a', vmid=100, role='web')], 'test')
+    copy = store.backup()
+    assert os.path.dirname(copy) == str(tmp_path / 'backups')
+    assert sqlite3.connect(copy).execute('SELECT name, role FROM servers').fetchall() == [('a', 'web')]
+    with pytest.raises(StateStoreError, match='pg_dump'):
+        ss.StateStore('postgresql://u:secret@db/x').backup()
+    with pytest.raises(StateStoreError, match='no state DB'):
+        ss.StateStore(str(tmp_path / 'none.db')).backup()
+
+
+def test_url_password_is_hidden_in_messages():
+    store = ss.StateStore('postgresql://user:hunter2@db.example/state')
+    assert 'hunter2' not in store.display_url and 'db.example' in store.display_url
