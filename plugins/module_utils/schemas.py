@@ -40,6 +40,7 @@ TFVARS_SCHEMA = {
                     'name': _NAME,
                     'role': {'type': ['string', 'null']},
                     'vm_id': {'type': 'integer', 'minimum': 100, 'maximum': 999999999},
+                    'node': {'type': 'string', 'minLength': 1},
                     'cpu': {'type': 'integer', 'minimum': 1},
                     'memory': {'type': 'integer', 'minimum': 16, 'description': 'MB'},
                     'os_type': {'type': 'string'},
@@ -76,8 +77,22 @@ TFVARS_SCHEMA = {
     },
 }
 
+DATASTORE_TFVARS_SCHEMA = {
+    '$schema': 'https://json-schema.org/draft/2020-12/schema',
+    '$id': 'https://proxmox-manager.github.io/core/schemas/datastores.auto.tfvars.schema.json',
+    'title': 'terraform/datastores.auto.tfvars.json, written by datastore_default',
+    'type': 'object',
+    'required': ['proxmox_hdd_datastore', 'proxmox_ssd_datastore'],
+    'additionalProperties': False,
+    'properties': {
+        'proxmox_hdd_datastore': {'type': 'string', 'minLength': 1},
+        'proxmox_ssd_datastore': {'type': 'string', 'minLength': 1},
+    },
+}
+
 SCHEMAS = {
     'terraform.tfvars': TFVARS_SCHEMA,
+    'datastores.auto.tfvars': DATASTORE_TFVARS_SCHEMA,
 }
 
 

@@ -33,6 +33,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--offline-nodes", type=int, default=0)
     p.add_argument("--lxc-ratio", type=float, default=0.2)
     p.add_argument("--running-ratio", type=float, default=0.8)
+    p.add_argument("--agent-ratio", type=float, default=0.7, help="share of qemu guests with the agent enabled")
     p.add_argument("--name-prefix", default="vm")
     p.add_argument("--tfvars-out", help="also write a matching terraform.tfvars.json here")
     p.add_argument("--declared-ratio", type=float, default=0.9, help="share of guests the tfvars declares")
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = generate_cluster(
             args.nodes, args.guests, args.seed, templates=args.templates, duplicate_names=args.duplicates,
             offline_nodes=args.offline_nodes, lxc_ratio=args.lxc_ratio, running_ratio=args.running_ratio,
-            name_prefix=args.name_prefix)
+            agent_ratio=args.agent_ratio, name_prefix=args.name_prefix)
     else:
         cluster = load_scenario(args.scenario or SAMPLE_SCENARIO)
     if args.tfvars_out:

@@ -609,10 +609,11 @@ class ClusterView:
         self.nodes = {n.node: n for n in cluster.nodes}
         self.guests = {g.vmid: g for g in sorted(cluster.guests, key=lambda g: g.vmid)}
         self.storages = {s.storage: s for s in cluster.storages}
-        pools = {p.poolid: p for p in cluster.pools}
+        # poolid -> comment; plain values, since building a model object here would bump the generation
+        pools = {p.poolid: p.comment for p in cluster.pools}
         for g in self.guests.values():  # a pool a guest names exists, as in PVE
-            if g.pool and g.pool not in pools:
-                pools[g.pool] = Pool(g.pool)
+            if g.pool:
+                pools.setdefault(g.pool, None)
         self.pools = dict(sorted(pools.items()))
         self._stats: dict[int, _Stats] = {}
         self._guest_resources: list | None = None
@@ -767,11 +768,11 @@ class ClusterView:
                 + pools + self._sdn_resources())
 
     # -- /pools --------------------------------------------------------------------
-    def _pool(self, poolid: str) -> Pool:
-        pool = self.pools.get(poolid)
-        if pool is None:
+    def _pool_item(self, poolid: str) -> dict:
+        if poolid not in self.pools:
             raise PveError(500, f"pool '{poolid}' does not exist")
-        return pool
+        comment = self.pools[poolid]
+        return {"poolid": poolid, "comment": comment} if comment else {"poolid": poolid}
 
     def _members(self, poolid: str, kind: str | None) -> list:
         return [r for r in self._guest_resource_list()
@@ -779,25 +780,14 @@ class ClusterView:
 
     def pool_list(self, poolid: str | None = None, kind: str | None = None) -> list:
         if poolid is None:
-            return [self._pool_item(p) for p in self.pools.values()]
-        item = self._pool_item(self._pool(poolid))
-        item["members"] = self._members(poolid, kind)
-        return [item]
+            return [self._pool_item(p) for p in self.pools]
+        return [dict(self._pool_item(poolid), members=self._members(poolid, kind))]
 
     def pool_get(self, poolid: str, kind: str | None = None) -> dict:
         """The deprecated GET /pools/{poolid} that older clients still call."""
-        pool = self._pool(poolid)
-        out = {"members": self._members(poolid, kind)}
-        if pool.comment:
-            out["comment"] = pool.comment
-        return out
-
-    @staticmethod
-    def _pool_item(pool: Pool) -> dict:
-        item = {"poolid": pool.poolid}
-        if pool.comment:
-            item["comment"] = pool.comment
-        return item
+        item = self._pool_item(poolid)
+        del item["poolid"]
+        return dict(item, members=self._members(poolid, kind))
 
     # -- /storage ------------------------------------------------------------------
     def storage_config(self, s: Storage) -> dict:

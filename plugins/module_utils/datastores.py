@@ -1,0 +1,292 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Datastores: the cluster's storages cached in the state DB, and the default HDD/SSD choice.
+
+The seed's refresh deleted the cache before fetching and reset the defaults
+on every run; here the fetch comes first (two calls, whatever the node
+count), the cache is replaced in one transaction, and the default flags
+survive. The defaults are handed to Terraform in a vars file.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import tempfile
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
+    ConfigurationError,
+    ProxmoxManagerError,
+    StateStoreError,
+)
+from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import (
+    datastores as table,
+    utcnow,
+)
+
+try:
+    import sqlalchemy as sa
+except ImportError:  # pragma: no cover - the state store reports it
+    sa = None
+
+KINDS = ('hdd', 'ssd')
+BUILTIN_DEFAULTS = {'hdd': 'local-lvm', 'ssd': 'local'}
+DEFAULT_ENV = {'hdd': 'PROXMOX_HDD_DATASTORE', 'ssd': 'PROXMOX_SSD_DATASTORE'}
+DEFAULT_TF_VARS = os.path.join('terraform', 'datastores.auto.tfvars.json')
+_FLAG = {'hdd': 'is_default_hdd', 'ssd': 'is_default_ssd'}
+_PUBLIC = ('id', 'name', 'type', 'size', 'used', 'available', 'content', 'enabled', 'shared',
+           'is_default_hdd', 'is_default_ssd', 'is_system_default')
+
+
+def initial_default(kind):
+    """(id, source) a fresh DB starts from: the environment, else PVE's usual names."""
+    value = os.environ.get(DEFAULT_ENV[kind])
+    return (value, 'env') if value else (BUILTIN_DEFAULTS[kind], 'builtin')
+
+
+def fetch(client):
+    """Every storage of the cluster as a datastore row, in two API calls.
+
+    /cluster/resources?type=storage gives capacity per node; /storage gives
+    type, content and whether it is disabled. A storage on several nodes is
+    one datastore; a shared one is counted once, node-local ones are summed.
+    """
+    per_node = client.cluster_resources('storage')
+    config = dict((s['storage'], s) for s in client.get('/storage') or [])
+    merged = {}
+    for item in per_node:
+        sid = item.get('storage')
+        if not sid:
+            continue
+        conf = config.get(sid, {})
+        row = merged.setdefault(sid, dict(
+            id=sid, name=sid, type=conf.get('type') or item.get('plugintype') or 'unknown',
+            content=conf.get('content') or item.get('content') or '',
+            shared=bool(conf.get('shared', item.get('shared'))), enabled=not conf.get('disable'),
+            size=0, used=0, available=0, nodes=[]))
+        size, used = int(item.get('maxdisk') or 0), int(item.get('disk') or 0)
+        row['nodes'].append(dict(node=item.get('node'), status=item.get('status'), size=size, used=used,
+                                 available=max(size - used, 0)))
+    for row in merged.values():
+        online = [n for n in row['nodes'] if n['status'] == 'available'] or row['nodes']
+        figures = online[:1] if row['shared'] else online
+        row['size'] = sum(n['size'] for n in figures)
+        row['used'] = sum(n['used'] for n in figures)
+        row['available'] = sum(n['available'] for n in figures)
+        row['nodes'].sort(key=lambda n: n['node'] or '')
+    for sid, conf in config.items():
+        # Configured but reported by no node (e.g. restricted to nodes that are gone).
+        if sid not in merged:
+            merged[sid] = dict(id=sid, name=sid, type=conf.get('type', 'unknown'), content=conf.get('content', ''),
+                               shared=bool(conf.get('shared')), enabled=not conf.get('disable'),
+                               size=0, used=0, available=0, nodes=[])
+    return [merged[k] for k in sorted(merged)]
+
+
+def _public(row):
+    out = dict((k, row.get(k)) for k in _PUBLIC)
+    nodes = row.get('nodes')
+    out['nodes'] = json.loads(nodes) if isinstance(nodes, str) else (nodes or [])
+    return out
+
+
+def cached(conn):
+    """The cached rows as public dicts, sorted by id."""
+    if conn is None:
+        return []
+    return [_public(dict(r._mapping)) for r in conn.execute(sa.select(table).order_by(table.c.id))]
+
+
+def defaults_of(rows):
+    """{'hdd': id or None, 'ssd': id or None} from the flags."""
+    return dict((kind, next((r['id'] for r in rows if r[_FLAG[kind]]), None)) for kind in KINDS)
+
+
+def read(store):
+    with store.reading() as conn:
+        return cached(conn)
+
+
+def refresh(store, client, check_mode):
+    """Replace the cache with what Proxmox reports now; (changed, result, diff).
+
+    Proxmox is asked before the DB is touched, so a failure leaves the old
+    cache and the defaults exactly as they were.
+    """
+    fresh = fetch(client)
+    if check_mode:
+        return _plan_refresh(read(store), fresh)[:3]
+    with store.writing() as conn:
+        changed, result, diff, deleted = _plan_refresh(cached(conn), fresh)
+        if changed:
+            _write_rows(conn, result['datastores'], deleted)
+    return changed, result, diff
+
+
+def _plan_refresh(old_rows, fresh):
+    now_ids = set(r['id'] for r in fresh)
+    old = dict((r['id'], r) for r in old_rows)
+    defaults = defaults_of(old_rows)
+    sources = dict((k, 'db') for k in KINDS if defaults[k])
+    for kind in KINDS:
+        if not defaults[kind]:
+            candidate, source = initial_default(kind)
+            if candidate in now_ids:
+                defaults[kind], sources[kind] = candidate, source
+    system = set(initial_default(kind)[0] for kind in KINDS)
+    vanished = dict((kind, sid) for kind, sid in defaults.items() if sid and sid not in now_ids)
+    rows = []
+    for row in fresh:
+        row = dict(row, is_system_default=row['id'] in system)
+        for kind in KINDS:
+            row[_FLAG[kind]] = defaults[kind] == row['id']
+        rows.append(row)
+    for kind, sid in vanished.items():
+        # A chosen default stays until changed, even when Proxmox lost it.
+        if sid not in [r['id'] for r in rows]:
+            rows.append(dict(old[sid], enabled=False, is_system_default=sid in system))
+    rows.sort(key=lambda r: r['id'])
+    deleted = sorted(set(old) - set(r['id'] for r in rows))
+    before = dict((r['id'], _comparable(r)) for r in old_rows)
+    after = dict((r['id'], _comparable(r)) for r in rows)
+    changed = before != after
+    result = dict(count=len(fresh), datastores=rows, default_hdd=defaults['hdd'], default_ssd=defaults['ssd'],
+                  default_sources=sources, vanished_defaults=vanished)
+    diff = dict(before=dict((k, v) for k, v in before.items() if after.get(k) != v),
+                after=dict((k, v) for k, v in after.items() if before.get(k) != v))
+    return changed, result, diff, deleted
+
+
+def _comparable(row):
+    return dict((k, row.get(k)) for k in _PUBLIC + ('nodes',))
+
+
+def _write_rows(conn, rows, deleted):
+    now = utcnow()
+    existing = set(r[0] for r in conn.execute(sa.select(table.c.id)))
+    if deleted:
+        conn.execute(table.delete().where(table.c.id.in_(deleted)))
+    for row in rows:
+        values = dict((k, row.get(k)) for k in _PUBLIC)
+        values['nodes'] = json.dumps(row.get('nodes') or [])
+        values['updated_at'] = now
+        if row['id'] in existing:
+            conn.execute(table.update().where(table.c.id == row['id']).values(**values))
+        else:
+            conn.execute(table.insert().values(created_at=now, **values))
+
+
+def ensure_cache(store, client, check_mode):
+    """The cached rows, refreshing first when the cache is empty."""
+    rows = read(store)
+    if rows:
+        return rows, False
+    _changed, result, _diff = refresh(store, client, check_mode)
+    return result['datastores'], True
+
+
+def set_defaults(store, client, wanted, tf_vars_file, check_mode):
+    """Move the default flags in one transaction and hand them to Terraform.
+
+    Every id is checked against the cache before any flag moves (the seed
+    cleared the old flags first). The vars file is rewritten atomically while
+    the DB lock is held, so concurrent calls end with one consistent pair.
+    """
+    rows, refreshed = ensure_cache(store, client, check_mode)
+    known = [r['id'] for r in rows if r['enabled']]
+    unknown = ['%s=%r' % (kind, sid) for kind, sid in sorted(wanted.items()) if sid not in known]
+    if unknown:
+        raise ConfigurationError('Unknown datastore %s; the cache holds: %s. Nothing was changed.'
+                                 % (', '.join(unknown), ', '.join(known) or 'nothing'))
+    if check_mode:
+        return _plan_defaults(rows, wanted, tf_vars_file, refreshed)
+    with store.writing() as conn:
+        current = cached(conn)
+        changed, result, diff = _plan_defaults(current, wanted, tf_vars_file, refreshed)
+        if changed:
+            for kind, sid in wanted.items():
+                flag = table.c[_FLAG[kind]]
+                conn.execute(table.update().where(flag.is_(True), table.c.id != sid).values(**{_FLAG[kind]: False}))
+                conn.execute(table.update().where(table.c.id == sid).values(**{_FLAG[kind]: True}))
+            store.log_changes(conn, [dict(entity='datastore', key=kind, field='default', old=diff['before'][kind],
+                                          new=diff['after'][kind]) for kind in KINDS
+                                     if diff['before'][kind] != diff['after'][kind]], 'datastore_default')
+            _write_tf_vars(tf_vars_file, result['default_hdd'], result['default_ssd'])
+    return changed, result, diff
+
+
+def _plan_defaults(rows, wanted, tf_vars_file, refreshed):
+    before = defaults_of(rows)
+    after = dict(before, **wanted)
+    file_ok = _read_tf_vars(tf_vars_file) == _tf_vars(after['hdd'], after['ssd'])
+    changed = before != after or not file_ok
+    result = dict(default_hdd=after['hdd'], default_ssd=after['ssd'], terraform_vars_file=tf_vars_file,
+                  refreshed=refreshed, previous_hdd=before['hdd'], previous_ssd=before['ssd'])
+    return changed, result, dict(before=before, after=after)
+
+
+def _tf_vars(hdd, ssd):
+    return {'proxmox_hdd_datastore': hdd, 'proxmox_ssd_datastore': ssd}
+
+
+def _read_tf_vars(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_tf_vars(path, hdd, ssd):
+    """temp file + rename: Terraform never reads a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix='.datastores.', suffix='.tmp')
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(json.dumps(_tf_vars(hdd, ssd), indent=2, sort_keys=True) + '\n')
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        # Raised inside the DB transaction: the flags roll back with it.
+        raise StateStoreError('Cannot write the Terraform vars file %s: %s' % (path, exc.strerror)) from None
+
+
+def info(store, client_factory, refresh_first, check_mode=False):
+    """The seed's GET answer from the cache; (result, warnings).
+
+    Refreshes only when asked or when the cache is empty. When neither
+    Proxmox nor the DB can answer, the defaults come from the environment or
+    the built-in names, and the result says so.
+    """
+    warnings = []
+    rows = []
+    source = 'cache'
+    try:
+        rows = read(store)
+    except StateStoreError as exc:
+        warnings.append('The state DB could not be read: %s' % exc)
+    if refresh_first or not rows:
+        try:
+            _changed, result, _diff = refresh(store, client_factory(), check_mode)
+            rows, source = result['datastores'], 'proxmox'
+        except ProxmoxManagerError as exc:
+            if refresh_first or not rows:
+                warnings.append('Proxmox could not be asked for datastores: %s' % exc)
+    defaults = defaults_of(rows) if rows else dict((k, None) for k in KINDS)
+    sources = {}
+    for kind in KINDS:
+        if defaults[kind]:
+            sources[kind] = 'db'
+        else:
+            defaults[kind], sources[kind] = initial_default(kind)
+    if not rows:
+        source = 'fallback'
+        warnings.append('No datastore list is available; the defaults come from %s.'
+                        % ', '.join('%s=%s (%s)' % (k, defaults[k], sources[k]) for k in KINDS))
+    return dict(datastores=[r for r in rows if r['enabled']], default_hdd=defaults['hdd'],
+                default_ssd=defaults['ssd'], default_sources=sources, source=source), warnings

@@ -1,0 +1,119 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: datastore_default
+short_description: Choose the default HDD and SSD datastores, and hand them to Terraform
+version_added: 0.1.0
+description:
+  - Sets the default HDD and/or SSD datastore that new disks land on.
+  - Both ids must exist in the datastore cache, which is refreshed from Proxmox first when it is empty.
+    An unknown id fails listing the known ids, and nothing changes.
+  - The flags move in one transaction, and O(terraform_vars_file) is rewritten atomically (temp file and rename)
+    with C(proxmox_hdd_datastore) and C(proxmox_ssd_datastore) while the DB lock is held, so two concurrent calls
+    end with one consistent pair of flags that matches the file.
+  - A disk declared with C(datastore_id = "auto") in tfvars resolves by C(disk_type), V(hdd) to the HDD default,
+    V(ssd) and V(nvme) to the SSD default (see C(terraform/main.tf)).
+author:
+  - proxmox_manager.core contributors
+extends_documentation_fragment:
+  - proxmox_manager.core.connection
+  - proxmox_manager.core.state
+  - proxmox_manager.core.backup
+attributes:
+  check_mode:
+    support: full
+    description: Validates and compares, writes neither the DB nor the vars file.
+  diff_mode:
+    support: full
+    description: Shows the defaults before and after.
+options:
+  hdd:
+    description: The datastore id for HDD disks.
+    type: str
+  ssd:
+    description: The datastore id for SSD and NVMe disks.
+    type: str
+  terraform_vars_file:
+    description: The Terraform vars file the defaults are written to.
+    type: path
+    default: terraform/datastores.auto.tfvars.json
+'''
+
+EXAMPLES = r'''
+- name: New HDD disks go to HDD-Storage, SSD disks to ssd-pool
+  proxmox_manager.core.datastore_default:
+    hdd: HDD-Storage
+    ssd: ssd-pool
+
+- name: Only the SSD default
+  proxmox_manager.core.datastore_default:
+    ssd: local
+'''
+
+RETURN = r'''
+default_hdd:
+  description: The default HDD datastore after the call.
+  returned: success
+  type: str
+  sample: HDD-Storage
+default_ssd:
+  description: The default SSD datastore after the call.
+  returned: success
+  type: str
+  sample: ssd-pool
+previous_hdd:
+  description: The default HDD datastore before the call.
+  returned: success
+  type: str
+previous_ssd:
+  description: The default SSD datastore before the call.
+  returned: success
+  type: str
+terraform_vars_file:
+  description: The Terraform vars file that holds the defaults.
+  returned: success
+  type: str
+  sample: terraform/datastores.auto.tfvars.json
+refreshed:
+  description: Whether the cache was empty and had to be refreshed from Proxmox first.
+  returned: success
+  type: bool
+backup_file:
+  description: The backup taken before the change, when O(backup=true) and something changed.
+  returned: changed and backup requested
+  type: str
+'''
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils import datastores
+from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base import ProxmoxManagerModule
+
+
+def _run(module):
+    wanted = dict((kind, module.params[kind]) for kind in datastores.KINDS if module.params[kind])
+    return module.write(lambda check: datastores.set_defaults(
+        module.store, module.client, wanted, module.params['terraform_vars_file'], check))
+
+
+def main():
+    module = ProxmoxManagerModule(
+        argument_spec=dict(
+            hdd=dict(type='str'),
+            ssd=dict(type='str'),
+            terraform_vars_file=dict(type='path', default=datastores.DEFAULT_TF_VARS),
+        ),
+        backup=True,
+        required_one_of=[('hdd', 'ssd')],
+        supports_check_mode=True,
+    )
+    module.run(_run)
+
+
+if __name__ == '__main__':
+    main()
