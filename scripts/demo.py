@@ -1,9 +1,13 @@
-"""`make demo`: the main job, end to end, against the bundled Proxmox API double.
+"""`make demo`: the whole GitOps story, end to end, against the bundled Proxmox API double.
 
 Starts the double with the sample cluster, points the PROXMOX_* variables at
-it, and runs what a user runs: the inventory, role assignment (the seeds'
-AI-agent story), and the inventory again. Uses a scratch state DB under
-.double/ so the repo's own state/ is never touched.
+it, and runs what a user runs from the repo root: the inventory, then the
+declarations in state/ validated, planned (check mode + diff), applied, applied
+again (nothing changes), the drift table, and the inventory grouped by role.
+The seeds' case: AI-agent is live and declared, but the old state DB only
+knows `test` and `test-2`. Everything it writes stays under .double/: a
+scratch state DB (never the repo's state/*.db) and the Terraform vars file
+(never the committed terraform/datastores.auto.tfvars.json).
 """
 
 import json
@@ -18,6 +22,8 @@ BIN = os.path.dirname(sys.executable)
 WORK = os.path.join(ROOT, '.double')
 INFO = os.path.join(WORK, 'demo-info.json')
 DB = os.path.join(WORK, 'demo.db')
+TF_VARS = os.path.join('.double', 'datastores.auto.tfvars.json')
+TYPO = os.path.join('.double', 'roles-typo.yml')
 
 
 def banner(text):
@@ -26,7 +32,7 @@ def banner(text):
 
 def run(args, expect_fail=False, show=True):
     print('$ %s' % ' '.join(args), flush=True)
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
     out = (proc.stdout + proc.stderr).strip()
     if show and out:
         print(out)
@@ -98,6 +104,30 @@ def table(inventory_json):
         print('  '.join(str(c if c is not None else '-').ljust(w) for c, w in zip(row, widths)))
 
 
+def recap(out):
+    """The PLAY RECAP line of an ansible-playbook run."""
+    return next((line.strip() for line in out.splitlines() if line.startswith('localhost ')), '(no recap)')
+
+
+def role_groups(graph):
+    """The role_* groups of `ansible-inventory --graph`."""
+    keep, out = False, ['@all:']
+    for line in graph.splitlines():
+        if line.startswith('  |--@'):
+            keep = line.startswith('  |--@role_')
+        if keep:
+            out.append(line)
+    return '\n'.join(out)
+
+
+def typo_copy():
+    """state/roles.yml with AI-agent misspelt, under .double/."""
+    with open(os.path.join(ROOT, 'state', 'roles.yml')) as handle:
+        text = handle.read()
+    with open(os.path.join(ROOT, TYPO), 'w') as handle:
+        handle.write(text.replace('  AI-agent:', '  AI-agnet:', 1))
+
+
 def main():
     banner('Starting the Proxmox API double (HTTPS on 127.0.0.1, sample cluster)')
     proc, info = start_double()
@@ -105,32 +135,55 @@ def main():
     os.environ.update(
         PROXMOX_HOST=info['host'], PROXMOX_PORT=str(info['port']), PROXMOX_USER=info['token_id'].split('!')[0],
         PROXMOX_TOKEN_ID=info['token_id'], PROXMOX_TOKEN_SECRET=info['token_secret'],
-        PROXMOX_CA_PATH=info['ca_path'], PROXMOX_MANAGER_DB=DB, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'))
-    ansible, inventory = os.path.join(BIN, 'ansible'), os.path.join(BIN, 'ansible-inventory')
+        PROXMOX_CA_PATH=info['ca_path'], PROXMOX_MANAGER_DB=DB, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+        ANSIBLE_NOCOLOR='1')
+    inventory, playbook = os.path.join(BIN, 'ansible-inventory'), os.path.join(BIN, 'ansible-playbook')
+    to_double = ['-e', 'terraform_vars_file=%s' % TF_VARS]
     try:
         banner("The seeds' state DB: the original app's schema, holding only test and test-2")
         legacy_db()
+        if os.path.exists(os.path.join(ROOT, TF_VARS)):
+            os.remove(os.path.join(ROOT, TF_VARS))  # the plan starts from the defaults of a fresh DB
         print('servers in the DB: test, test-2 (AI-agent is in Proxmox and tfvars, not in the DB)')
 
         banner('The merged view: live Proxmox guests + terraform/terraform.tfvars.json')
         table(run([inventory, '-i', 'inventory/proxmox.yml', '--list'], show=False))
 
-        banner('Give AI-agent the web role (validated against that same view; its row is created)')
-        run([ansible, 'localhost', '-m', 'proxmox_manager.core.server_role', '-a', 'name=AI-agent role=web'])
+        banner('The declarations in git: state/roles.yml and state/datastores.yml')
+        for name in ('roles.yml', 'datastores.yml'):
+            with open(os.path.join(ROOT, 'state', name)) as handle:
+                print('--- state/%s' % name)
+                print(''.join(line for line in handle if not line.startswith('#')).strip())
 
-        print('state DB now (upgraded in place from the old schema, test and test-2 kept):')
+        banner('Validate: schema, then every server, role and datastore checked against the same view')
+        run([playbook, 'playbooks/validate.yml'])
+
+        banner('A typo is refused with the file, the line and a "did you mean", before anything is written')
+        typo_copy()
+        run([playbook, 'playbooks/validate.yml', '-e', 'roles_file=%s' % TYPO], expect_fail=True)
+
+        banner('Plan: ansible-playbook playbooks/apply.yml --check --diff (nothing is written)')
+        run([playbook, 'playbooks/apply.yml', '--check', '--diff'] + to_double)
+
+        banner('Apply: the state DB is backed up, upgraded in place, and gets every role in one transaction')
+        run([playbook, 'playbooks/apply.yml'] + to_double)
+        print('state DB now (AI-agent has its row and role; test and test-2 are kept):')
         show_db()
 
-        banner('A typo is refused, with a "did you mean", and nothing is written')
-        run([ansible, 'localhost', '-m', 'proxmox_manager.core.server_role', '-a', 'name=AI-agnet role=web'],
-            expect_fail=True)
+        banner('Apply again: nothing changes')
+        print(recap(run([playbook, 'playbooks/apply.yml'] + to_double, show=False)))
 
-        banner('The inventory, grouped: AI-agent is now in role_web')
-        run([inventory, '-i', 'inventory/proxmox.yml', '--graph'])
+        banner('Drift: git vs the state DB vs live Proxmox (web-02 is declared, not created yet)')
+        run([playbook, 'playbooks/drift.yml'])
+
+        banner('The inventory, grouped by role: AI-agent is in role_web')
+        graph = run([inventory, '-i', 'inventory/proxmox.yml', '--graph'], show=False)
+        print(role_groups(graph))
+        print('(the full graph also groups by node, status, type, pool, tag and source)')
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        banner('Stopped the double. The scratch state DB is %s' % os.path.relpath(DB, ROOT))
+        banner('Stopped the double. Scratch files: %s, %s' % (os.path.relpath(DB, ROOT), TF_VARS))
 
 
 if __name__ == '__main__':

@@ -122,5 +122,5 @@ def run_module(module, args, check_mode=False, diff=False):
 def run_ansible(args, env, cwd=ROOT, timeout=300):
     """Run an ansible CLI (ansible, ansible-inventory, ansible-playbook) from the venv."""
     proc = subprocess.run([str(BIN / args[0])] + list(args[1:]), cwd=str(cwd), env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
     return proc

@@ -14,7 +14,7 @@ class ModuleDocFragment:
 options:
   tfvars_path:
     description:
-      - The Terraform variables file that declares the servers, C({"servers": {NAME: {...}}}).
+      - "The Terraform variables file that declares the servers, C({\"servers\": {NAME: {...}}})."
       - Defaults to E(PROXMOX_MANAGER_TFVARS), else C(terraform/terraform.tfvars.json) of the current directory.
       - A missing file at the default path means no server is declared yet.
     type: path

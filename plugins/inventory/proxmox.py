@@ -70,6 +70,7 @@ plugin: proxmox_manager.core.proxmox
 tfvars_path: terraform/terraform.tfvars.json
 state_db: state/proxmox_manager.db
 
+---
 # Token auth spelled out, with a private CA and the inventory cache
 plugin: proxmox_manager.core.proxmox
 api_host: pve1.example.com
@@ -82,6 +83,7 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/proxmox_manager
 cache_timeout: 300
 
+---
 # Extra groups and variables with the constructed options
 plugin: proxmox_manager.core.proxmox
 keyed_groups:
@@ -93,6 +95,7 @@ compose:
   ansible_user: "'debian' if 'debian' in pve_tags else 'root'"
 '''
 
+from ansible import context
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
@@ -158,6 +161,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return state_store.StateStore(self.get_option('state_db'))
 
     def _record_snapshot(self, records):
+        if context.CLIARGS.get('check'):
+            return  # ansible-playbook --check writes nothing, not even the fallback snapshot
         try:
             store = self._store()
             with store.writing() as conn:

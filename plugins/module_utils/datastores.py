@@ -22,10 +22,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
     ProxmoxManagerError,
     StateStoreError,
 )
-from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import (
-    datastores as table,
-    utcnow,
-)
+from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store
 
 try:
     import sqlalchemy as sa
@@ -97,7 +94,7 @@ def cached(conn):
     """The cached rows as public dicts, sorted by id."""
     if conn is None:
         return []
-    return [_public(dict(r._mapping)) for r in conn.execute(sa.select(table).order_by(table.c.id))]
+    return [_public(dict(r._mapping)) for r in conn.execute(sa.select(state_store.datastores).order_by(state_store.datastores.c.id))]
 
 
 def defaults_of(rows):
@@ -165,27 +162,50 @@ def _comparable(row):
 
 
 def _write_rows(conn, rows, deleted):
-    now = utcnow()
-    existing = set(r[0] for r in conn.execute(sa.select(table.c.id)))
+    now = state_store.utcnow()
+    existing = set(r[0] for r in conn.execute(sa.select(state_store.datastores.c.id)))
     if deleted:
-        conn.execute(table.delete().where(table.c.id.in_(deleted)))
+        conn.execute(state_store.datastores.delete().where(state_store.datastores.c.id.in_(deleted)))
     for row in rows:
         values = dict((k, row.get(k)) for k in _PUBLIC)
         values['nodes'] = json.dumps(row.get('nodes') or [])
         values['updated_at'] = now
         if row['id'] in existing:
-            conn.execute(table.update().where(table.c.id == row['id']).values(**values))
+            conn.execute(state_store.datastores.update().where(state_store.datastores.c.id == row['id']).values(**values))
         else:
-            conn.execute(table.insert().values(created_at=now, **values))
+            conn.execute(state_store.datastores.insert().values(created_at=now, **values))
 
 
-def ensure_cache(store, client, check_mode):
-    """The cached rows, refreshing first when the cache is empty."""
+def ensure_cache(store, client):
+    """(rows, fresh, sources): the cached rows, or on an empty cache the rows a refresh would write, the
+    fetch behind them, and where their defaults come from.
+
+    Nothing is written here: the caller writes `fresh` in its own transaction,
+    so a call that fails on validation leaves no half-change behind.
+    """
     rows = read(store)
     if rows:
-        return rows, False
-    _changed, result, _diff = refresh(store, client, check_mode)
-    return result['datastores'], True
+        return rows, None, dict((k, 'db') for k in KINDS)
+    fresh = fetch(client)
+    plan = _plan_refresh([], fresh)[1]
+    return plan['datastores'], fresh, plan['default_sources']
+
+
+def _check_wanted(rows, wanted):
+    """Every wanted id is an enabled cached datastore, and the kind not given already has a default."""
+    known = [r['id'] for r in rows if r['enabled']]
+    unknown = ['%s=%r' % (kind, sid) for kind, sid in sorted(wanted.items()) if sid not in known]
+    if unknown:
+        raise ConfigurationError('Unknown datastore %s; the cache holds: %s. Nothing was changed.'
+                                 % (', '.join(unknown), ', '.join(known) or 'nothing'))
+    current = defaults_of(rows)
+    for kind in KINDS:
+        if kind not in wanted and not current[kind]:
+            # Terraform needs both names; an empty one would land disks nowhere.
+            candidate, source = initial_default(kind)
+            origin = '%s=%r' % (DEFAULT_ENV[kind], candidate) if source == 'env' else 'the built-in %r' % candidate
+            raise ConfigurationError('There is no default %s datastore yet and %s is not in the cache: set %s as '
+                                     'well. Nothing was changed.' % (kind.upper(), origin, kind))
 
 
 def set_defaults(store, client, wanted, tf_vars_file, check_mode):
@@ -195,18 +215,23 @@ def set_defaults(store, client, wanted, tf_vars_file, check_mode):
     cleared the old flags first). The vars file is rewritten atomically while
     the DB lock is held, so concurrent calls end with one consistent pair.
     """
-    rows, refreshed = ensure_cache(store, client, check_mode)
-    known = [r['id'] for r in rows if r['enabled']]
-    unknown = ['%s=%r' % (kind, sid) for kind, sid in sorted(wanted.items()) if sid not in known]
-    if unknown:
-        raise ConfigurationError('Unknown datastore %s; the cache holds: %s. Nothing was changed.'
-                                 % (', '.join(unknown), ', '.join(known) or 'nothing'))
+    rows, fresh, sources = ensure_cache(store, client)
+    refreshed = fresh is not None
+    _check_wanted(rows, wanted)
     if check_mode:
-        return _plan_defaults(rows, wanted, tf_vars_file, refreshed)
+        return _plan_defaults(rows, wanted, tf_vars_file, refreshed, sources)
     with store.writing() as conn:
+        if refreshed:
+            # The cache fill commits with the flags, or not at all.
+            refresh_changed, plan, _diff, deleted = _plan_refresh(cached(conn), fresh)
+            sources = plan['default_sources']
+            if refresh_changed:
+                _write_rows(conn, plan['datastores'], deleted)
         current = cached(conn)
-        changed, result, diff = _plan_defaults(current, wanted, tf_vars_file, refreshed)
+        _check_wanted(current, wanted)  # again under the lock: another run may have refreshed meanwhile
+        changed, result, diff = _plan_defaults(current, wanted, tf_vars_file, refreshed, sources)
         if changed:
+            table = state_store.datastores
             for kind, sid in wanted.items():
                 flag = table.c[_FLAG[kind]]
                 conn.execute(table.update().where(flag.is_(True), table.c.id != sid).values(**{_FLAG[kind]: False}))
@@ -218,13 +243,14 @@ def set_defaults(store, client, wanted, tf_vars_file, check_mode):
     return changed, result, diff
 
 
-def _plan_defaults(rows, wanted, tf_vars_file, refreshed):
+def _plan_defaults(rows, wanted, tf_vars_file, refreshed, sources):
     before = defaults_of(rows)
     after = dict(before, **wanted)
     file_ok = _read_tf_vars(tf_vars_file) == _tf_vars(after['hdd'], after['ssd'])
     changed = before != after or not file_ok
     result = dict(default_hdd=after['hdd'], default_ssd=after['ssd'], terraform_vars_file=tf_vars_file,
-                  refreshed=refreshed, previous_hdd=before['hdd'], previous_ssd=before['ssd'])
+                  refreshed=refreshed, previous_hdd=before['hdd'], previous_ssd=before['ssd'],
+                  default_sources=dict(sources, **dict((k, 'option') for k in wanted)))
     return changed, result, dict(before=before, after=after)
 
 

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -19,6 +20,10 @@ STATE_ARGSPEC = dict(
     tfvars_path=dict(type='path', fallback=(env_fallback, [merged_view.TFVARS_ENV])),
     state_db=dict(type='str', fallback=(env_fallback, [state_store.DB_ENV])),
 )
+
+# Set by the collection's playbooks: a local play runs its modules in the playbook's
+# directory, while relative paths (state/, roles/, terraform/) are the project's.
+PROJECT_DIR_ENV = 'PROXMOX_MANAGER_PROJECT_DIR'
 
 BACKUP_ARGSPEC = dict(
     backup=dict(type='bool', default=False),
@@ -42,6 +47,7 @@ class ProxmoxManagerModule(AnsibleModule):
         spec.update(argument_spec)
         super(ProxmoxManagerModule, self).__init__(argument_spec=spec, **kwargs)
         self._check_libs(connection)
+        self._enter_project_dir()
         self._client = None
         self._store = None
 
@@ -54,6 +60,15 @@ class ProxmoxManagerModule(AnsibleModule):
         if missing:
             lib, err = missing[0]
             self.fail_json(msg=missing_required_lib(lib), exception=str(err) if err else None)
+
+    def _enter_project_dir(self):
+        project = os.environ.get(PROJECT_DIR_ENV)
+        if project:
+            try:
+                os.chdir(project)
+            except OSError as exc:
+                self.fail_json(msg='Cannot enter the project directory %s (%s): %s' % (project, PROJECT_DIR_ENV,
+                                                                                      exc.strerror))
 
     @property
     def client(self):

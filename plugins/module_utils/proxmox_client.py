@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -127,6 +129,10 @@ class ProxmoxClient:
         if not validate:
             self._verify = False
         elif options.get('ca_path'):
+            # A typo here is a configuration mistake, not an unreachable Proxmox (no retry, no fallback).
+            if not os.path.exists(options['ca_path']):
+                raise ConfigurationError('The CA file %s given as ca_path (PROXMOX_CA_PATH) does not exist.'
+                                         % options['ca_path'])
             self._verify = options['ca_path']
         else:
             self._verify = True
@@ -192,6 +198,11 @@ class ProxmoxClient:
         if isinstance(exc, ProxmoxApiError):
             return exc
         if isinstance(exc, AuthenticationError):
+            status = _login_status(exc)
+            if status is not None and status >= 500:
+                # proxmoxer reports any failed login as AuthenticationError; a 5xx is the server's fault.
+                return ProxmoxApiError('Proxmox answered HTTP %s to the login at %s for %s.'
+                                       % (status, self.url, self.who), status=status, path=path)
             return ProxmoxAuthError(
                 'Proxmox refused the login at %s for %s: check the credentials.' % (self.url, self.who),
                 status=401, path=path)
@@ -259,11 +270,21 @@ class ProxmoxClient:
             self._session().mount('https://', adapter)
 
 
+def _login_status(exc):
+    """The HTTP status of a failed proxmoxer login (`... code: 503`), or None."""
+    match = re.search(r'code: (\d{3})$', str(exc))
+    return int(match.group(1)) if match else None
+
+
 def _short(exc):
     """The innermost reason of a requests error, without the URL noise."""
     text = str(exc)
     for marker in ('[SSL: ', 'Connection refused', 'Name or service not known', 'timed out'):
         pos = text.find(marker)
         if pos >= 0:
-            return text[pos:].split("'))")[0].split('")')[0].rstrip(')')
+            text = text[pos:].split("'))", 1)[0].split('")', 1)[0]
+            # drop the wrappers' closing parentheses, keep the reason's own `(_ssl.c:1000)`
+            while text.endswith(')') and text.count(')') > text.count('('):
+                text = text[:-1]
+            return text
     return text

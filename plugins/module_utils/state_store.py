@@ -19,7 +19,6 @@ import datetime
 import getpass
 import json
 import os
-import subprocess
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
 
@@ -143,14 +142,27 @@ def _git_commit():
 
 
 def _find_git_commit():
+    """The commit being applied: CI variables, else .git/HEAD of the working directory."""
     for var in ('GITHUB_SHA', 'CI_COMMIT_SHA', 'GIT_COMMIT'):
         if os.environ.get(var):
             return os.environ[var][:64]
     try:
-        out = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()[:64] or None if out.returncode == 0 else None
+        with open(os.path.join('.git', 'HEAD')) as handle:
+            head = handle.read().strip()
+        if not head.startswith('ref: '):
+            return head[:64] or None
+        ref = head[5:]
+        ref_file = os.path.join('.git', *ref.split('/'))
+        if os.path.exists(ref_file):
+            with open(ref_file) as handle:
+                return handle.read().strip()[:64] or None
+        with open(os.path.join('.git', 'packed-refs')) as handle:
+            for line in handle:
+                if line.rstrip().endswith(' ' + ref):
+                    return line.split(' ', 1)[0][:64]
+    except OSError:
+        pass
+    return None
 
 
 def _actor():
@@ -207,7 +219,7 @@ class StateStore:
         return engine
 
     def _error(self, action, exc):
-        text = str(getattr(exc, 'orig', None) or exc).split('\n')[0]
+        text = str(getattr(exc, 'orig', None) or exc).split('\n', 1)[0]
         hint = ''
         if 'locked' in text or 'busy' in text:
             hint = ' Another run held the database for more than %ss (%s).' % (self.busy_timeout, BUSY_TIMEOUT_ENV)
@@ -340,7 +352,22 @@ class StateStore:
     def preview_servers(self, rows, roles=True, mark_missing=False):
         """The same plan, computed read-only (check mode)."""
         existing = self.servers(rows=None if mark_missing else rows)
+        if not existing:
+            # A v1 DB reads as empty, but the write will upgrade it first: plan on its rows.
+            existing = self._v1_servers()
         return plan_servers(existing, rows, roles=roles, mark_missing=mark_missing)
+
+    def _v1_servers(self):
+        """The rows of a v1 DB as the upgrade will keep them; [] for any other DB."""
+        if not self.exists:
+            return []
+        try:
+            with self.engine.connect() as conn:
+                if self._version(conn) != 1:
+                    return []
+                return _v1_server_rows(conn, sa.inspect(conn), utcnow())
+        except SQLAlchemyError as exc:
+            raise self._error('read', exc) from None
 
     def log_changes(self, conn, entries, tool):
         if not entries:
@@ -515,6 +542,22 @@ def _default_sql(column, dialect):
     return ' DEFAULT %s' % (arg.compile(dialect=dialect) if hasattr(arg, 'compile') else "'%s'" % arg)
 
 
+def _v1_server_rows(conn, inspector, now):
+    """The servers of a v1 DB in the v2 shape (what the upgrade writes back)."""
+    if 'servers' not in inspector.get_table_names():
+        return []
+    old_cols = set(c['name'] for c in inspector.get_columns('servers'))
+    keep = [c.name for c in servers.columns if c.name in old_cols]
+    rows = [dict(r._mapping) for r in conn.execute(sa.text('SELECT %s FROM servers' % ', '.join(keep)))]
+    for row in rows:
+        for col in servers.columns:
+            row.setdefault(col.name, None)
+        row['present'] = True
+        row['created_at'] = row['created_at'] or now
+        row['updated_at'] = row['updated_at'] or now
+    return rows
+
+
 def _upgrade_v1(conn):
     """v1 (the original app's DB) -> v2: rebuild servers, add the new columns."""
     inspector = sa.inspect(conn)
@@ -522,17 +565,9 @@ def _upgrade_v1(conn):
     now = utcnow()
     if 'servers' in tables:
         # v1 made names unique; guest names are not, so the table is rebuilt.
-        old_cols = set(c['name'] for c in inspector.get_columns('servers'))
-        keep = [c.name for c in servers.columns if c.name in old_cols]
-        rows = [dict(r._mapping) for r in conn.execute(sa.text('SELECT %s FROM servers' % ', '.join(keep)))]
+        rows = _v1_server_rows(conn, inspector, now)
         conn.exec_driver_sql('DROP TABLE servers')
         servers.create(conn)
-        for row in rows:
-            for col in servers.columns:
-                row.setdefault(col.name, None)
-            row['present'] = True
-            row['created_at'] = row['created_at'] or now
-            row['updated_at'] = row['updated_at'] or now
         if rows:
             conn.execute(servers.insert(), rows)
     if 'datastores' in tables:

@@ -14,14 +14,18 @@ version_added: 0.1.0
 description:
   - Sets the default HDD and/or SSD datastore that new disks land on.
   - Both ids must exist in the datastore cache, which is refreshed from Proxmox first when it is empty.
-    An unknown id fails listing the known ids, and nothing changes.
+    An unknown id fails listing the known ids, and nothing changes (a cache filled on the way is written
+    only with the new flags).
+  - A kind not given keeps its default. On a DB with no defaults yet that is E(PROXMOX_HDD_DATASTORE) /
+    E(PROXMOX_SSD_DATASTORE), else V(local-lvm) / V(local); when that storage does not exist, the call fails
+    asking for both.
   - The flags move in one transaction, and O(terraform_vars_file) is rewritten atomically (temp file and rename)
     with C(proxmox_hdd_datastore) and C(proxmox_ssd_datastore) while the DB lock is held, so two concurrent calls
     end with one consistent pair of flags that matches the file.
   - A disk declared with C(datastore_id = "auto") in tfvars resolves by C(disk_type), V(hdd) to the HDD default,
     V(ssd) and V(nvme) to the SSD default (see C(terraform/main.tf)).
 author:
-  - proxmox_manager.core contributors
+  - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
   - proxmox_manager.core.connection
   - proxmox_manager.core.state
@@ -85,6 +89,13 @@ refreshed:
   description: Whether the cache was empty and had to be refreshed from Proxmox first.
   returned: success
   type: bool
+default_sources:
+  description:
+    - Where each default came from, V(option) (given in this call), V(db), or on a DB with no defaults yet
+      V(env) (E(PROXMOX_HDD_DATASTORE), E(PROXMOX_SSD_DATASTORE)) or V(builtin) (V(local-lvm), V(local)).
+  returned: success
+  type: dict
+  sample: {"hdd": "env", "ssd": "option"}
 backup_file:
   description: The backup taken before the change, when O(backup=true) and something changed.
   returned: changed and backup requested

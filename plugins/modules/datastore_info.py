@@ -19,17 +19,17 @@ description:
   - When neither Proxmox nor the DB can answer, the defaults come from E(PROXMOX_HDD_DATASTORE) and
     E(PROXMOX_SSD_DATASTORE), else V(local-lvm) and V(local), and RV(source) and a warning say so.
 author:
-  - proxmox_manager.core contributors
+  - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
   - proxmox_manager.core.connection
   - proxmox_manager.core.state
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
 attributes:
   check_mode:
     support: full
+    description: Reads only; with an empty cache, Proxmox is asked but nothing is recorded.
   diff_mode:
-    support: N/A
+    support: none
+    description: Nothing changes, so there is nothing to diff.
 options:
   refresh:
     description: Refresh the cache from Proxmox before answering.

@@ -22,7 +22,7 @@ description:
   - On a DB with no defaults yet, they start from E(PROXMOX_HDD_DATASTORE) and E(PROXMOX_SSD_DATASTORE), else
     V(local-lvm) and V(local), when those storages exist.
 author:
-  - proxmox_manager.core contributors
+  - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
   - proxmox_manager.core.connection
   - proxmox_manager.core.state

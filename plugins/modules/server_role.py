@@ -22,7 +22,7 @@ description:
   - A server missing from the state DB gets its row on first assignment, with the vmid, node, status and IP the
     merged view knows. Every change goes to the change log.
 author:
-  - proxmox_manager.core contributors
+  - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
   - proxmox_manager.core.connection
   - proxmox_manager.core.state

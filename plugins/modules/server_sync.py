@@ -21,7 +21,7 @@ description:
   - Roles are never changed here; use M(proxmox_manager.core.server_role).
   - Templates are not servers unless O(include_templates=true).
 author:
-  - proxmox_manager.core contributors
+  - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
   - proxmox_manager.core.connection
   - proxmox_manager.core.state

@@ -16,7 +16,7 @@ description:
   - The copy goes to O(backup_dir) (default C(backups/) beside the DB) with a UTC timestamp in its name.
   - Other databases (PostgreSQL) are backed up with their own tools; this module then fails saying so.
 author:
-  - proxmox_manager.core contributors
+  - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
   - proxmox_manager.core.state
 attributes:
@@ -25,6 +25,7 @@ attributes:
     description: Reports the DB that would be copied, without copying.
   diff_mode:
     support: none
+    description: A backup changes no managed state.
 options:
   backup_dir:
     description: Where the copy goes. Defaults to C(backups/) beside the state DB.

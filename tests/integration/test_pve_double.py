@@ -35,8 +35,9 @@ from tests.pve_double import (  # noqa: E402
 )
 
 SCHEMA_PATH = Path(os.environ.get("PVE_API_SCHEMA", ROOT / ".." / "shared" / "pve-api" / "schema-subset.json"))
-# Items of GET /storage are documented with `storage` only, though PVE sends the whole storage.cfg entry.
-_OPEN_PATHS = {"/storage", "/storage/{storage}"}
+# Items of GET /storage are documented with `storage` only, though PVE sends the whole storage.cfg entry;
+# GET /nodes items also carry `id` and `type` (PVE's extract_node_stats), which community.proxmox reads.
+_OPEN_PATHS = {"/storage", "/storage/{storage}", "/nodes"}
 
 
 # --------------------------------------------------------------------------
@@ -391,6 +392,15 @@ def test_model_changes_show_in_the_next_answer(double):
     assert 555 not in {g["vmid"] for g in _data(double, "/cluster/resources", params={"type": "vm"})}
 
 
+def test_answers_are_rebuilt_only_after_a_change():
+    cluster = load_scenario({"nodes": [{"node": "pve1"}],
+                             "guests": [{"vmid": 100, "name": "a", "pool": "undeclared"}]})
+    view = cluster.view()
+    assert cluster.view() is view and view.pool_list() == [{"poolid": "undeclared"}]
+    cluster.guest(100).name = "b"
+    assert cluster.view() is not view and cluster.view().guest_resource(cluster.guest(100))["name"] == "b"
+
+
 def test_node_goes_offline_at_run_time(double):
     double.set_node_status("pve2", "offline")
     vms = {g["vmid"]: g for g in _data(double, "/cluster/resources", params={"type": "vm"})}
@@ -539,7 +549,8 @@ def test_control_api_over_http(double):
     control = double.control_url
     token = {"X-Double-Token": double.control_token}
 
-    def call(method, path, body=None, headers=token):
+    def call(method, path, body=None, headers=None):
+        headers = token if headers is None else headers
         return requests.request(method, control + path, json=body, headers=headers, verify=double.ca_path, timeout=10)
 
     assert call("GET", "/counters", headers={"X-Double-Token": "wrong"}).status_code == 403
@@ -570,7 +581,7 @@ def test_thousands_of_guests_and_dozens_of_concurrent_clients():
     with DoubleServer(cluster) as d:
         start = time.monotonic()
         assert len(_data(d, "/cluster/resources", params={"type": "vm"})) == 5000
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 2.0  # ~0.1 s here; generous for loaded CI machines
         failures: list = []
 
         guest = next(g for g in cluster.guests if cluster.node(g.node).status == "online")

@@ -22,7 +22,7 @@ from .server import SAMPLE_SCENARIO, DoubleServer
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tests.pve_double", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tests.pve_double", description=__doc__.split("\n\n", 1)[0])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--scenario", help="YAML/JSON scenario file (default: the sample cluster)")
     src.add_argument("--nodes", type=int, help="generate a cluster of this many nodes")

@@ -72,7 +72,7 @@ class _Model:
         if name.startswith("_"):  # caches and locks are not data
             object.__setattr__(self, name, value)
             return
-        if type(value) is list:
+        if isinstance(value, list) and not isinstance(value, _TrackedList):
             value = _TrackedList(value)
         object.__setattr__(self, name, value)
         _bump()
@@ -510,7 +510,7 @@ def write_tfvars(cluster: Cluster, path: str | os.PathLike | None, *, declared_r
 
 
 def _split_ip(ip: str) -> tuple[str, int]:
-    addr, _, prefix = ip.partition("/")
+    addr, _sep, prefix = ip.partition("/")
     return addr, int(prefix) if prefix else 24
 
 
@@ -667,7 +667,9 @@ class ClusterView:
     def node_list(self) -> list:
         out = []
         for name, n in self.nodes.items():
-            item = {"node": name, "status": n.status, "ssl_fingerprint": _ssl_fingerprint(name)}
+            # PVE's node index carries id and type too (extract_node_stats); community.proxmox reads type
+            item = {"id": f"node/{name}", "type": "node", "node": name, "status": n.status,
+                    "ssl_fingerprint": _ssl_fingerprint(name)}
             if n.status == "online":
                 rng = random.Random(name)
                 item.update(level="", maxcpu=n.maxcpu, maxmem=n.maxmem,

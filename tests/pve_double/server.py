@@ -298,8 +298,8 @@ class Fault:
                 and (self._query is None or bool(self._query.search(query))))
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("id", "method", "path", "query", "status", "delay", "close",
-                                               "times", "message", "hits")}
+        keys = ("id", "method", "path", "query", "status", "delay", "close", "times", "message", "hits")
+        return {k: getattr(self, k) for k in keys}
 
 
 # --------------------------------------------------------------------------
@@ -386,7 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         body = self._read_body()
-        path, _, query = self.path.partition("?")
+        path, _sep, query = self.path.partition("?")
         try:
             if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
                 status, payload = self.server.double._control(method, path[len(CONTROL_PREFIX):], self.headers, body)
@@ -729,14 +729,14 @@ class DoubleServer:
         return parts[1]
 
     def _csrf_ok(self, token: str, userid: str) -> bool:
-        stamp, _, sig = token.partition(":")
+        stamp, _sep, sig = token.partition(":")
         return bool(sig) and hmac.compare_digest(sig, self._sign(f"{stamp}:{userid}")) and self._fresh(stamp)
 
     def _authenticate(self, method: str, headers) -> str:
         authorization = headers.get("Authorization") or ""
         if authorization.startswith("PVEAPIToken="):
             full, sep, secret = authorization[len("PVEAPIToken="):].partition("=")
-            userid, _, tokenid = full.partition("!")
+            userid, _sep, tokenid = full.partition("!")
             for token in self.cluster.tokens:
                 if token.userid == userid and token.tokenid == tokenid:
                     if sep and hmac.compare_digest(secret.strip(), token.secret):

@@ -1,0 +1,423 @@
+"""The proxmox_manager.core.proxmox inventory plugin against the Proxmox API double.
+
+The key cases run end to end through `ansible-inventory` (a subprocess with the
+PROXMOX_* environment a user exports); the rest parse in-process, which is
+cheaper and sees the same plugin code.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
+from tests.conftest import ROOT, SAMPLE_TFVARS, connection_env, connection_options, run_ansible, run_module
+from tests.pve_double import generate_cluster, load_scenario, write_tfvars
+
+PLUGIN = 'proxmox_manager.core.proxmox'
+RESOURCES = 'GET /cluster/resources'
+AGENT = 'GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces'
+LXC_IFACES = 'GET /nodes/{node}/lxc/{vmid}/interfaces'
+LOOKUPS = (AGENT, LXC_IFACES)
+SAMPLE_HOSTS = {'AI-agent', 'web-01', 'web-02', 'db-01', 'monitoring', 'worker-110', 'worker-111', 'build-box',
+                'ftp-ct', 'search-ct', 'old-ct'}
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+def write_config(directory, **options):
+    path = Path(directory) / 'x.proxmox.yml'
+    path.write_text(yaml.safe_dump(dict(plugin=PLUGIN, **options), sort_keys=False))
+    return path
+
+
+def sample_tfvars():
+    return json.loads(SAMPLE_TFVARS.read_text())
+
+
+def plain(value):
+    """ansible-inventory's JSON with the `__ansible_unsafe` wrappers removed."""
+    if isinstance(value, dict):
+        if set(value) == {'__ansible_unsafe'}:
+            return value['__ansible_unsafe']
+        return dict((k, plain(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+class Listing:
+    """The answer of `ansible-inventory --list`, or of an in-process parse, in one shape."""
+
+    def __init__(self, hostvars, groups, stderr=''):
+        self.hostvars = hostvars
+        self.groups = groups
+        self.stderr = stderr
+
+    def hosts(self, group):
+        return sorted(self.groups.get(group, []))
+
+    def groups_with(self, prefix):
+        return dict((g, sorted(h)) for g, h in self.groups.items() if g.startswith(prefix) and h)
+
+
+def cli(config, env, *extra):
+    return run_ansible(['ansible-inventory', '-i', str(config), '--list'] + list(extra), env, timeout=120)
+
+
+def cli_listing(config, env):
+    proc = cli(config, env)
+    assert proc.returncode == 0, proc.stderr
+    assert 'Failed to parse' not in proc.stderr, proc.stderr
+    data = plain(json.loads(proc.stdout))
+    groups = dict((name, body.get('hosts', [])) for name, body in data.items() if name != '_meta')
+    return Listing(data['_meta']['hostvars'], groups, proc.stderr)
+
+
+def assert_clean_failure(proc, *needles):
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert 'Traceback' not in output
+    for needle in needles:
+        assert needle in output, output
+    return output
+
+
+@pytest.fixture
+def tfvars(tmp_path):
+    path = tmp_path / 'terraform.tfvars.json'
+    path.write_text(SAMPLE_TFVARS.read_text())
+    return path
+
+
+@pytest.fixture
+def cli_env(double, state_db, tfvars):
+    def _env(**extra):
+        # A failed source must fail the command, as a CI job would configure it.
+        return connection_env(double, PROXMOX_MANAGER_DB=state_db, PROXMOX_MANAGER_TFVARS=str(tfvars),
+                              ANSIBLE_INVENTORY_UNPARSED_FAILED='true', **extra)
+    return _env
+
+
+@pytest.fixture(scope='module')
+def inventory_loader():
+    import importlib
+
+    from ansible.plugins.loader import init_plugin_loader, inventory_loader
+    init_plugin_loader()
+    # Other tests imported the collection from sys.path, before Ansible's collection finder was in
+    # place, so its package lacks the runtime.yml metadata the plugin loader needs. Re-import the
+    # package (only the package: its submodules stay the very objects the other tests hold).
+    package = 'ansible_collections.proxmox_manager.core'
+    if getattr(sys.modules.get(package), '_collection_meta', None) is None:
+        sys.modules.pop(package, None)
+        importlib.import_module(package)
+    return inventory_loader
+
+
+@pytest.fixture
+def build(inventory_loader, monkeypatch):
+    """Parse a config in-process; returns a Listing whose stderr holds the warnings."""
+    from ansible.inventory.data import InventoryData
+    from ansible.parsing.dataloader import DataLoader
+
+    def _build(config):
+        plugin = inventory_loader.get(PLUGIN)
+        warnings = []
+        monkeypatch.setattr(plugin.display, 'warning', lambda msg, *a, **kw: warnings.append(msg))
+        inventory = InventoryData()
+        plugin.parse(inventory, DataLoader(), str(config), cache=False)
+        groups = dict((name, [h.name for h in group.hosts]) for name, group in inventory.groups.items())
+        hostvars = dict((name, dict(host.vars)) for name, host in inventory.hosts.items())
+        return Listing(hostvars, groups, '\n'.join(warnings))
+    return _build
+
+
+@pytest.fixture
+def config(tmp_path, double, state_db, tfvars):
+    """An in-process config for the sample double; keyword arguments add options."""
+    def _config(target=None, **options):
+        target = target or double
+        opts = dict(connection_options(target), state_db=state_db, tfvars_path=str(tfvars))
+        opts.update(options)
+        return write_config(tmp_path, **opts)
+    return _config
+
+
+def lookups_expected(cluster, declared):
+    """{path: n} of the IP lookups the plugin should make: running guests without a declared IP."""
+    from ansible_collections.proxmox_manager.core.plugins.module_utils.merged_view import declared_ips
+    counts = {}
+    for g in cluster.guests:
+        if g.template or g.status != 'running' or declared_ips(declared.get(g.name)):
+            continue
+        path = AGENT if g.type == 'qemu' else LXC_IFACES
+        counts[path] = counts.get(path, 0) + 1
+    return counts
+
+
+# -- end to end through ansible-inventory ---------------------------------------------------------------
+
+def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, state_db, tfvars):
+    # an undeclared running container with no declared IP: its address comes from the interfaces call
+    double.cluster.add_guest(vmid=210, name='cache-ct', type='lxc', node='pve2', status='running',
+                             ips=['10.10.0.80/24'], tags=['cache'])
+    run_module('server_role', dict(
+        connection_options(double), state_db=state_db, tfvars_path=str(tfvars), roles_path=str(ROOT / 'roles'),
+        servers=[dict(name='AI-agent', role='monitoring'), dict(name='build-box', role='db'),
+                 dict(name='worker', vmid=111, role='ftp'), dict(name='web-02', role='web')]))
+    double.reset_counters()
+
+    inv = cli_listing(write_config(tmp_path), cli_env())
+    declared = sample_tfvars()['servers']
+    hv = inv.hostvars
+    assert set(hv) == SAMPLE_HOSTS | {'cache-ct'}  # the template is not a server
+
+    # every live guest, rule by rule, against the double's own model
+    for g in double.cluster.guests:
+        if g.template:
+            continue
+        host = '%s-%s' % (g.name, g.vmid) if g.name == 'worker' else g.name
+        v = hv[host]
+        assert (v['pve_vmid'], v['pve_node'], v['pve_type'], v['pve_status']) == (g.vmid, g.node, g.type, g.status)
+        assert v['pve_tags'] == list(g.tags) and v['pve_pool'] == g.pool
+        assert v['pve_declared'] == declared.get(g.name)
+        assert v['pve_source'] == ('live+declared' if g.name in declared else 'live')
+        assert host in inv.hosts('node_%s' % g.node)
+        assert host in inv.hosts('status_%s' % g.status) and host in inv.hosts('type_%s' % g.type)
+        for tag in g.tags:
+            assert host in inv.hosts('tag_%s' % tag)
+        if g.pool:
+            assert host in inv.hosts('pool_%s' % g.pool)
+
+    # ansible_host: the first declared IP, else the first IPv4 the agent / interfaces call reports
+    assert hv['AI-agent']['ansible_host'] == '10.10.0.50'
+    assert hv['worker-110']['ansible_host'] == '10.10.0.60' and hv['worker-110']['pve_ips'] == ['10.10.0.60']
+    assert hv['cache-ct']['ansible_host'] == '10.10.0.80' and hv['cache-ct']['pve_ips'] == ['10.10.0.80']
+    for stopped in ('worker-111', 'build-box', 'old-ct'):
+        assert 'ansible_host' not in hv[stopped] and hv[stopped]['pve_ips'] == []
+
+    # declared only
+    assert inv.hosts('declared_only') == ['web-02']
+    assert hv['web-02']['pve_source'] == 'declared' and hv['web-02']['pve_vmid'] is None
+    assert hv['web-02']['ansible_host'] == '10.10.0.54' and hv['web-02']['pve_declared'] == declared['web-02']
+    assert inv.hosts('undeclared') == ['build-box', 'cache-ct', 'old-ct']
+
+    # role_<role> from the APPLIED role in the state DB, not the declared one
+    assert inv.groups_with('role_') == {'role_db': ['build-box'], 'role_ftp': ['worker-111'],
+                                        'role_monitoring': ['AI-agent'], 'role_web': ['web-02']}
+    assert hv['AI-agent']['pve_role'] == 'monitoring' and hv['AI-agent']['pve_declared_role'] == 'web'
+    assert hv['worker-111']['pve_role'] == 'ftp' and hv['worker-110']['pve_role'] is None
+
+    # duplicate names: two hosts and a warning
+    assert 'worker' not in hv
+    assert "2 guests share the name 'worker'" in inv.stderr and 'worker-110, worker-111' in inv.stderr
+
+    # API cost: one listing, then lookups only for worker-110 (dhcp) and cache-ct (undeclared)
+    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1, LXC_IFACES: 1}
+
+    # the build was recorded for the offline fallback
+    taken_at, snapshot = StateStore(state_db).load_snapshot('inventory')
+    assert taken_at is not None and sorted(r['host'] for r in snapshot) == sorted(hv)
+
+
+def test_cache_hit_makes_zero_api_calls(double, cli_env, tmp_path):
+    cfg = write_config(tmp_path, cache=True, cache_plugin='ansible.builtin.jsonfile',
+                       cache_connection=str(tmp_path / 'cache'), cache_timeout=3600)
+    first = cli_listing(cfg, cli_env())
+    assert double.counters()['by_path'][RESOURCES] == 1
+
+    double.reset_counters()
+    double.cluster.add_guest(vmid=130, name='brand-new', node='pve1', status='stopped')
+    second = cli_listing(cfg, cli_env())
+    assert double.counters()['total'] == 0  # not even a login
+    assert second.hostvars == first.hostvars and second.groups == first.groups
+    assert 'brand-new' not in second.hostvars
+
+    proc = cli(cfg, cli_env(), '--flush-cache')
+    assert proc.returncode == 0, proc.stderr
+    assert 'brand-new' in plain(json.loads(proc.stdout))['_meta']['hostvars']
+    assert double.counters()['by_path'][RESOURCES] == 1
+
+
+def assert_served_from_snapshot(inv, live, reason):
+    assert set(inv.hostvars) == set(live.hostvars) and inv.groups == live.groups
+    for host, v in inv.hostvars.items():
+        assert v['pve_source'] == 'cached'
+        assert dict(v, pve_source=None) == dict(live.hostvars[host], pve_source=None)
+    assert 'PROXMOX UNREACHABLE, SERVING THE VIEW RECORDED AT' in inv.stderr
+    assert 'pve_source=cached, %d hosts' % len(live.hostvars) in inv.stderr
+    assert reason in inv.stderr
+
+
+def test_cached_fallback_when_proxmox_errors(double, cli_env, tmp_path):
+    cfg = write_config(tmp_path)
+    env = cli_env(PROXMOX_API_RETRIES='0')
+    live = cli_listing(cfg, env)
+    assert {v['pve_source'] for v in live.hostvars.values()} == {'live+declared', 'live', 'declared'}
+    double.add_fault(path='^/cluster/resources$', status=500)
+    assert_served_from_snapshot(cli_listing(cfg, env), live, 'HTTP 500')
+
+
+@pytest.mark.parametrize('trouble', ['timeout', 'down'])
+def test_cached_fallback_when_proxmox_times_out_or_is_down(double, build, config, trouble):
+    cfg = config(api_retries=0, api_timeout=1)
+    live = build(cfg)
+    if trouble == 'timeout':
+        double.add_fault(path='^/cluster/resources$', delay=4)
+        reason = 'did not answer %s/cluster/resources within 1s' % double.url
+    else:
+        reason = 'Cannot reach Proxmox at %s: Connection refused' % double.url
+        cfg = config(api_retries=0, api_timeout=1, ca_path=None, validate_certs=False)
+        double.stop()
+    assert_served_from_snapshot(build(cfg), live, reason)
+
+
+@pytest.mark.parametrize('options', [dict(offline_fallback=False), dict(strict=True)])
+def test_no_fallback_when_disabled_or_strict(double, cli_env, tmp_path, config, build, options):
+    build(config())  # a recorded view exists: the failure comes from the option alone
+    double.add_fault(path='^/cluster/resources$', status=500)
+    proc = cli(write_config(tmp_path, **options), cli_env(PROXMOX_API_RETRIES='0'))
+    output = assert_clean_failure(proc, 'proxmox_manager.core.proxmox: Proxmox answered HTTP 500',
+                                  '/cluster/resources')
+    assert 'UNREACHABLE' not in output
+
+
+def test_malformed_tfvars_fails_naming_file_and_field(double, cli_env, tmp_path, tfvars, config, build):
+    build(config())  # even with a recorded view, a broken declaration is no reason to serve it
+    data = sample_tfvars()
+    data['servers']['db-01']['memory'] = 'lots'
+    tfvars.write_text(json.dumps(data))
+    double.reset_counters()
+    proc = cli(write_config(tmp_path), cli_env())
+    output = assert_clean_failure(proc, str(tfvars), 'servers.db-01.memory', "'lots'")
+    assert 'UNREACHABLE' not in output
+    assert double.counters()['total'] == 0  # the file is checked before any API call
+
+
+def test_wrong_secret_fails_clearly_and_never_shows_even_with_vvv(double, cli_env, tmp_path):
+    wrong = 'f00dbabe-0000-4bad-8ecr-etsecret0001'
+    proc = cli(write_config(tmp_path), cli_env(PROXMOX_TOKEN_SECRET=wrong), '-vvv')
+    output = assert_clean_failure(proc, 'HTTP 401', 'user %s with token id %s' % (double.token_user, double.token_name),
+                                  'no recorded view in the state DB')
+    assert wrong not in output and double.token_secret not in output
+
+
+# -- in-process ----------------------------------------------------------------------------------------
+
+def test_group_names_are_sanitised(make_double, tmp_path, build, config, state_db):
+    cluster = load_scenario(dict(
+        nodes=[dict(node='pve.lab-1')],
+        guests=[dict(vmid=300, name='edge.example.com', node='pve.lab-1', status='stopped',
+                     tags=['web-front', 'eu.west'], pool='team-a')]))
+    target = make_double(cluster)
+    empty = tmp_path / 'empty.tfvars.json'
+    empty.write_text('{"servers": {}}')
+    inv = build(config(target, tfvars_path=str(empty)))
+    host = 'edge.example.com'
+    for group in ('node_pve_lab_1', 'tag_web_front', 'tag_eu_west', 'pool_team_a', 'status_stopped',
+                  'type_qemu', 'undeclared'):
+        assert inv.hosts(group) == [host], group
+    assert not [g for g in inv.groups if '-' in g or '.' in g]
+    v = inv.hostvars[host]
+    assert v['pve_node'] == 'pve.lab-1' and v['pve_tags'] == ['web-front', 'eu.west'] and v['pve_pool'] == 'team-a'
+
+
+def test_templates_only_when_asked(double, build, config):
+    assert 'debian12-tpl' not in build(config()).hostvars
+    inv = build(config(include_templates=True))
+    assert inv.hostvars['debian12-tpl']['pve_vmid'] == 9000
+    assert 'debian12-tpl' in inv.hosts('tag_template') and 'debian12-tpl' in inv.hosts('undeclared')
+
+
+def test_offline_node_does_not_fail_the_inventory(double, build, config):
+    double.set_node_status('pve3', 'offline')
+    inv = build(config())
+    assert set(inv.hostvars) == SAMPLE_HOSTS
+    on_pve3 = ['build-box', 'search-ct', 'worker-111']
+    assert inv.hosts('node_pve3') == on_pve3 and inv.hosts('status_unknown') == on_pve3
+    assert inv.hostvars['search-ct']['ansible_host'] == '10.10.0.71'  # declared, so still reachable by name
+    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1}  # nothing asked of the offline node
+
+
+@pytest.mark.parametrize('status', [500, 595])
+def test_failed_ip_lookup_leaves_the_host_without_address(double, build, config, status):
+    # 500: agent not running; 595: its node went away between the listing and the lookup
+    double.add_fault(path='/agent/network-get-interfaces$', status=status)
+    inv = build(config())
+    assert set(inv.hostvars) == SAMPLE_HOSTS
+    assert inv.hostvars['worker-110']['pve_ips'] == [] and 'ansible_host' not in inv.hostvars['worker-110']
+    assert inv.hostvars['worker-110']['pve_source'] == 'live+declared'
+
+
+def test_no_ip_lookups_when_not_wanted(double, build, config):
+    inv = build(config(want_agent_ips=False))
+    assert 'ansible_host' not in inv.hostvars['worker-110']
+    assert double.counters()['by_path'] == {RESOURCES: 1}
+
+
+def test_api_calls_constant_in_cluster_size(make_double, tmp_path, build, config):
+    seen = {}
+    for label, nodes, guests in (('small', 1, 20), ('large', 10, 200)):
+        cluster = generate_cluster(nodes=nodes, guests=guests, seed=7)
+        tfvars_path = tmp_path / ('%s.tfvars.json' % label)
+        declared = write_tfvars(cluster, tfvars_path, declared_ratio=0.9)['servers']
+        target = make_double(cluster)
+        inv = build(config(target, tfvars_path=str(tfvars_path), max_workers=4))
+        calls = target.counters()['by_path']
+        expected = lookups_expected(cluster, declared)
+        assert sum(expected.values()) > 0
+        assert dict((k, v) for k, v in calls.items() if k in LOOKUPS) == expected
+        seen[label] = dict((k, v) for k, v in calls.items() if k not in LOOKUPS)
+        assert len(inv.hostvars) == guests - 1  # every regular guest, not the template
+        for g in cluster.guests:
+            if g.status == 'running' and g.agent and g.ips and g.name not in declared:
+                assert inv.hostvars[g.name]['ansible_host'] == g.ips[0].split('/')[0]
+    assert seen['small'] == seen['large'] == {RESOURCES: 1}
+
+
+def test_compose_groups_and_keyed_groups(double, build, config):
+    inv = build(config(
+        compose={'ansible_user': "'admin' if 'prod' in pve_tags else 'root'",
+                 'declared_cpu': 'pve_declared.cpu | default(0)'},
+        groups={'big': '(pve_declared.memory | default(0)) >= 8192'},
+        keyed_groups=[dict(key='pve_declared_role', prefix='declared'), dict(key='pve_tags')],
+        leading_separator=False))
+    hv = inv.hostvars
+    assert hv['AI-agent']['ansible_user'] == 'admin' and hv['build-box']['ansible_user'] == 'root'
+    assert hv['db-01']['declared_cpu'] == 4 and hv['old-ct']['declared_cpu'] == 0
+    assert inv.hosts('big') == ['AI-agent', 'db-01', 'worker-110', 'worker-111']
+    assert inv.hosts('declared_web') == ['AI-agent', 'web-01', 'web-02']
+    assert inv.hosts('declared_was') == ['worker-110', 'worker-111']
+    assert inv.hosts('prod') == ['AI-agent', 'db-01', 'web-01'] and '_prod' not in inv.groups
+
+
+@pytest.mark.parametrize('missing, expected', [
+    ('api_host', "Required config 'api_host'"),
+    ('api_token_secret', 'No Proxmox credentials for root@pam: set api_token_id and api_token_secret'),
+])
+def test_configuration_errors_are_not_served_from_the_snapshot(double, build, config, tmp_path, monkeypatch,
+                                                               missing, expected):
+    from ansible.errors import AnsibleError
+    build(config())  # a recorded view exists, and must not hide a configuration mistake
+    for var in ('PROXMOX_HOST', 'PROXMOX_TOKEN_SECRET', 'PROXMOX_PASSWORD'):
+        monkeypatch.delenv(var, raising=False)
+    opts = yaml.safe_load(config().read_text())
+    del opts['plugin'], opts[missing]
+    double.reset_counters()
+    with pytest.raises(AnsibleError) as info:
+        build(write_config(tmp_path, **opts))
+    assert expected in str(info.value) and 'UNREACHABLE' not in str(info.value)
+    assert double.counters()['total'] == 0
+
+
+def test_fallback_without_snapshot_says_so(double, build, config, state_db):
+    from ansible.errors import AnsibleParserError
+    double.add_fault(path='^/cluster/resources$', status=503)
+    with pytest.raises(AnsibleParserError) as info:
+        build(config(api_retries=0))
+    assert 'HTTP 503' in str(info.value) and 'no recorded view in the state DB' in str(info.value)
+    assert not os.path.exists(state_db)  # looking for a snapshot created nothing
