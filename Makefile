@@ -52,8 +52,8 @@ lint: venv
 molecule-roles: venv
 	@VENV=$(VENV) bash tests/molecule/run.sh
 
-bench: venv
-	$(BIN)/python -m tests.bench
+bench: venv  # BENCH_ARGS="--only inventory|server_role --runs N ..." (python -m tests.bench --help)
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 schemas: venv
 	$(BIN)/python scripts/write_schemas.py

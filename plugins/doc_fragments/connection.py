@@ -79,7 +79,6 @@ options:
   api_host:
     description: Host name or address of a Proxmox VE node of the cluster.
     type: str
-    required: true
     env:
       - name: PROXMOX_HOST
   api_port:

@@ -60,6 +60,10 @@ notes:
   - Host variables, all prefixed C(pve_), C(pve_vmid), C(pve_name), C(pve_node), C(pve_type), C(pve_status),
     C(pve_tags) (list), C(pve_pool), C(pve_ips) (list), C(pve_source), C(pve_declared) (the tfvars entry),
     C(pve_declared_role), and C(pve_role) (the applied role from the state DB, when there is one).
+    A guest on an offline node keeps the C(unknown) status Proxmox reports, and its last known status in
+    C(pve_last_status).
+  - A running qemu guest whose agent answered "not running" at the last build is not asked again until it
+    restarts (its uptime drops), since turning the agent on takes a restart in Proxmox VE.
     C(ansible_host) is the first declared IP, else the first non-loopback IPv4 the guest reports.
   - A cache hit (O(cache=true)) makes no API call at all, not even a login.
 '''
@@ -155,7 +159,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         client = proxmox_client.ProxmoxClient(options)
         return merged_view.fetch_view(
             client, self.get_option('tfvars_path'), include_templates=self.get_option('include_templates'),
-            want_ips=self.get_option('want_agent_ips'), max_workers=self.get_option('max_workers'))
+            want_ips=self.get_option('want_agent_ips'), max_workers=self.get_option('max_workers'),
+            previous=self._previous_view)
+
+    def _previous_view(self):
+        """The last recorded view by vmid: agent state and last known status."""
+        try:
+            records = self._store().load_snapshot(_SNAPSHOT)[1] or []
+        except ProxmoxManagerError:
+            return {}
+        return dict((r['vmid'], r) for r in records if r.get('vmid') is not None)
 
     def _store(self):
         return state_store.StateStore(self.get_option('state_db'))
@@ -207,6 +220,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 pve_declared_role=record.declared_role, pve_role=role)
             if record.ansible_host:
                 hostvars['ansible_host'] = record.ansible_host
+            if record.last_status:
+                hostvars['pve_last_status'] = record.last_status
             for key, value in hostvars.items():
                 inventory.set_variable(host, key, value)
             for prefix, value in (('role', role), ('node', record.node), ('status', record.status),

@@ -30,7 +30,7 @@ DEFAULT_TFVARS = os.path.join('terraform', 'terraform.tfvars.json')
 TFVARS_ENV = 'PROXMOX_MANAGER_TFVARS'
 
 _RECORD_FIELDS = ('host', 'name', 'vmid', 'node', 'type', 'status', 'template', 'tags', 'pool',
-                  'source', 'declared', 'ips', 'maxcpu', 'maxmem', 'maxdisk', 'uptime')
+                  'source', 'declared', 'ips', 'maxcpu', 'maxmem', 'maxdisk', 'uptime', 'agent', 'last_status')
 
 
 def tfvars_path(option=None):
@@ -239,20 +239,54 @@ def build_view(guests, declared, include_templates=False):
     return MergedView(records, warnings)
 
 
-def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=8):
+def _agent_known_off(record, before):
+    """The agent said "not running" last time and the guest has not restarted since.
+
+    Turning the agent on needs a restart in PVE, so the answer still holds.
+    """
+    if not before or before.get('agent') is not False:
+        return False
+    return record.uptime is not None and before.get('uptime') is not None and record.uptime >= before['uptime']
+
+
+def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=8, previous=None):
     """The merged view, live: one cluster call, then bounded IP lookups.
 
-    IPs are asked only of running guests that declare none. The tfvars file
-    is read first so a malformed file fails before any API call.
+    IPs are asked only of running guests that declare none, and not of a guest
+    whose agent was off at the last look unless it restarted. A guest Proxmox
+    reports as `unknown` (its node is offline) keeps its last known status in
+    `last_status`. `previous` returns the last recorded view as
+    {vmid: record dict}; it is called only when one of those cases occurs.
+    The tfvars file is read first so a malformed file fails before any API call.
     """
     declared = load_tfvars(tfvars)
     guests = client.cluster_resources('vm')
     view = build_view(guests, declared, include_templates=include_templates)
+    lazy = {}
+
+    def _before(vmid):
+        if 'view' not in lazy:
+            lazy['view'] = (previous() if previous else None) or {}
+        return lazy['view'].get(vmid)
+
+    for record in view:
+        if record.is_live and record.status == 'unknown':
+            before = _before(record.vmid) or {}
+            record.last_status = before.get('last_status') if before.get('status') == 'unknown' else before.get('status')
     if want_ips:
-        ask = [dict(vmid=r.vmid, node=r.node, type=r.type) for r in view
-               if r.is_live and r.status == 'running' and not r.declared_ips and not r.template]
-        found = client.guests_ips(ask, max_workers=max_workers)
+        ask, skipped = [], []
         for record in view:
-            if record.vmid in found and record.is_live:
-                record.ips = found[record.vmid]
+            if not (record.is_live and record.status == 'running' and not record.declared_ips and not record.template):
+                continue
+            if record.type == 'qemu' and _agent_known_off(record, _before(record.vmid)):
+                skipped.append(record)
+            else:
+                ask.append(record)
+        found = client.guests_ips([dict(vmid=r.vmid, node=r.node, type=r.type) for r in ask], max_workers=max_workers)
+        for record in ask:
+            record.ips = found.get(record.vmid, [])
+            if record.vmid in client.agent_off:
+                record.agent = False
+        for record in skipped:
+            record.agent = False
     return view

@@ -67,8 +67,8 @@ class ProxmoxManagerModule(AnsibleModule):
             try:
                 os.chdir(project)
             except OSError as exc:
-                self.fail_json(msg='Cannot enter the project directory %s (%s): %s' % (project, PROJECT_DIR_ENV,
-                                                                                      exc.strerror))
+                self.fail_json(msg='Cannot enter the project directory %s (%s): %s'
+                               % (project, PROJECT_DIR_ENV, exc.strerror))
 
     @property
     def client(self):

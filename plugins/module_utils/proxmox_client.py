@@ -137,6 +137,8 @@ class ProxmoxClient:
         else:
             self._verify = True
         self._api = None
+        # vmids whose guest agent answered "not running" (see merged_view.fetch_view)
+        self.agent_off = set()
 
     @property
     def url(self):
@@ -246,7 +248,9 @@ class ProxmoxClient:
             data = self.get(path, retry=False)
         except ProxmoxAuthError:
             raise
-        except ProxmoxApiError:
+        except ProxmoxApiError as exc:
+            if guest['type'] == 'qemu' and exc.status == 500 and 'agent' in str(exc).lower():
+                self.agent_off.add(guest['vmid'])
             return []
         if isinstance(data, dict):
             data = data.get('result')

@@ -144,12 +144,11 @@ def _run(module):
     for problem in problems:
         module.warn(problem)
     summary = declarations.summary(rows)
-    result = dict(changed=False, rows=rows, table=declarations.render_table(rows), counts=declarations.drift_counts(rows),
+    result = dict(rows=rows, table=declarations.render_table(rows), counts=declarations.drift_counts(rows),
                   drifted=sum(1 for r in rows if r['drift']), summary=summary, problems=problems)
     if module.params['fail_on_drift'] and result['drifted']:
-        module.fail_json(msg='%s\n%s' % (summary, result['table']), **dict((k, v) for k, v in result.items()
-                                                                            if k != 'changed'))
-    return result
+        module.fail_json(msg='%s\n%s' % (summary, result['table']), **result)
+    return dict(result, changed=False)
 
 
 def main():

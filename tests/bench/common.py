@@ -154,7 +154,10 @@ def table(headers: list, rows: list) -> str:
     """A Markdown table (readable on a terminal, pasteable into docs/benchmarks.md)."""
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+
+    def line(row):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"
+
     return "\n".join([line(cells[0]), "| " + " | ".join("-" * w for w in widths) + " |"]
                      + [line(r) for r in cells[1:]])
 

@@ -16,6 +16,7 @@ import sqlite3
 
 import pytest
 import yaml
+from ansible.module_utils.common.warnings import get_warning_messages
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.role_assignment import role_catalog
 from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import SCHEMAS
@@ -294,7 +295,7 @@ def test_a_tfvars_role_that_disagrees_is_a_warning(sample_double, tmp_path):
     result = validate(sample_double, tmp_path, roles)
     line = line_of(tmp_path / 'state' / 'roles.yml', 'role: was')
     assert "%s:%d: servers.db-01.role: 'was' differs from the role 'db' in terraform/terraform.tfvars.json; the " \
-           "declaration wins." % (tmp_path / 'state' / 'roles.yml', line) in result['warnings']
+           "declaration wins." % (tmp_path / 'state' / 'roles.yml', line) in get_warning_messages()
     assert {'name': 'db-01', 'vmid': 102, 'role': 'was', 'state': 'present'} in result['servers']
 
 

@@ -396,7 +396,7 @@ def test_compose_groups_and_keyed_groups(double, build, config):
 
 
 @pytest.mark.parametrize('missing, expected', [
-    ('api_host', "Required config 'api_host'"),
+    ('api_host', 'No Proxmox host given: set api_host or the PROXMOX_HOST environment variable'),
     ('api_token_secret', 'No Proxmox credentials for root@pam: set api_token_id and api_token_secret'),
 ])
 def test_configuration_errors_are_not_served_from_the_snapshot(double, build, config, tmp_path, monkeypatch,
@@ -421,3 +421,36 @@ def test_fallback_without_snapshot_says_so(double, build, config, state_db):
         build(config(api_retries=0))
     assert 'HTTP 503' in str(info.value) and 'no recorded view in the state DB' in str(info.value)
     assert not os.path.exists(state_db)  # looking for a snapshot created nothing
+
+
+def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(double, build, config):
+    worker = double.cluster.guest(110)
+    worker.agent_running = False
+    worker.uptime = 5000
+    double.cluster.touch()
+    inv = build(config())
+    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1} and inv.hostvars['worker-110']['pve_ips'] == []
+    double.reset_counters()
+    worker.uptime = 5600  # still up: the agent can't have been turned on
+    double.cluster.touch()
+    build(config())
+    assert double.counters()['by_path'] == {RESOURCES: 1}
+    double.reset_counters()
+    worker.agent_running = True
+    worker.uptime = 30  # restarted: worth asking again
+    double.cluster.touch()
+    inv = build(config())
+    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1}
+    assert inv.hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
+
+
+def test_guest_on_offline_node_keeps_its_last_known_status(double, build, config):
+    build(config())  # records the view while pve3 is up
+    double.set_node_status('pve3', 'offline')
+    inv = build(config())
+    assert inv.hostvars['search-ct']['pve_status'] == 'unknown'
+    assert inv.hostvars['search-ct']['pve_last_status'] == 'running'
+    assert inv.hostvars['build-box']['pve_last_status'] == 'stopped'
+    assert 'pve_last_status' not in inv.hostvars['AI-agent']
+    inv = build(config())  # still offline: the last known status is carried on, not lost
+    assert inv.hostvars['search-ct']['pve_last_status'] == 'running'
