@@ -84,7 +84,8 @@ class DoubleProcess:
         self._session.close()
 
     def reset(self) -> None:
-        self._session.post(self.info["control_url"] + "/reset", timeout=30, verify=self.info["ca_path"]).raise_for_status()
+        r = self._session.post(self.info["control_url"] + "/reset", timeout=30, verify=self.info["ca_path"])
+        r.raise_for_status()
 
     def counters(self) -> dict:
         r = self._session.get(self.info["control_url"] + "/counters", timeout=30, verify=self.info["ca_path"])

@@ -7,6 +7,8 @@ contenders, run interleaved (each round starts with the next one):
   cp_nofacts   community.proxmox.proxmox, want_facts: false
   cp_facts     community.proxmox.proxmox, want_facts: true (the small cluster only)
   floor        a script inventory printing the JSON our plugin produced for this cluster
+  floor_cp     the same for the JSON community.proxmox (want_facts: false) produced: Ansible's cost
+               for its much smaller hostvars, to tell plugin work from Ansible's own work
 API calls come from the double's counters, reset before every run.
 """
 
@@ -33,8 +35,9 @@ from .common import (
 
 AGENT_PATHS = ("GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", "GET /nodes/{node}/lxc/{vmid}/interfaces")
 LABELS = {"ours": "proxmox_manager.core.proxmox", "cp_nofacts": "community.proxmox want_facts:false",
-          "cp_facts": "community.proxmox want_facts:true", "floor": "floor: script printing our JSON"}
-ORDER = ("ours", "cp_nofacts", "cp_facts", "floor")
+          "cp_facts": "community.proxmox want_facts:true", "floor": "floor: script printing our JSON",
+          "floor_cp": "script printing community's JSON"}
+ORDER = ("ours", "cp_nofacts", "cp_facts", "floor", "floor_cp")
 
 
 def _write(path, text, mode=0o600):
@@ -68,13 +71,13 @@ def _contenders(double: DoubleProcess, workdir, with_facts: bool, cp_dir) -> dic
     return out
 
 
-def _floor(workdir, ours_json) -> tuple:
-    """The floor contender: a script inventory that only prints our plugin's output."""
-    script = _write(workdir / "floor-inventory.sh", "\n".join([
+def _floor(workdir, listing, name="floor") -> tuple:
+    """A script inventory that only prints a captured `--list` output: Ansible's own cost to take those hosts in."""
+    script = _write(workdir / f"{name}-inventory.sh", "\n".join([
         "#!/bin/sh",
-        "# The JSON proxmox_manager.core.proxmox produced: Ansible's own cost to take these hosts in.",
+        f"# Prints {listing.name}, captured from a warm-up run.",
         'if [ "$1" = "--host" ]; then echo "{}"; exit 0; fi',
-        f"exec cat '{ours_json}'", ""]), mode=0o700)
+        f"exec cat '{listing}'", ""]), mode=0o700)
     return script, base_env(ANSIBLE_INVENTORY_ENABLED="ansible.builtin.script")
 
 
@@ -115,6 +118,13 @@ def bench_cluster(guests: int, runs: int, with_facts: bool, cp_dir, latency: flo
             result["contenders"][key] = {"label": LABELS[key], "hosts": _hosts(out)}
         contenders["floor"] = _floor(workdir, ours_json)
         result["contenders"]["floor"] = {"label": LABELS["floor"], "hosts": _hosts(ours_json)}
+        contenders["floor_cp"] = _floor(workdir, workdir / "cp_nofacts-list.json", "floor_cp")
+        result["contenders"]["floor_cp"] = {"label": LABELS["floor_cp"],
+                                            "hosts": _hosts(workdir / "cp_nofacts-list.json")}
+        for key, listing in (("ours", ours_json), ("cp_nofacts", workdir / "cp_nofacts-list.json")):
+            size = listing.stat().st_size
+            result["contenders"][key]["list_bytes"] = size
+            result["contenders"][key]["list_bytes_per_host"] = round(size / max(1, _hosts(listing)))
         if with_facts:
             result["contenders"]["cp_facts"] = {"label": LABELS["cp_facts"], "hosts": None}
 
@@ -207,11 +217,15 @@ def report(out) -> str:
             rows.append([e["label"], e["hosts"] if e["hosts"] is not None else "-",
                          f"{w['median']:.2f}", f"{w['min']:.2f}-{w['max']:.2f}", len(w["runs"]),
                          f"{w['median'] / floor:.2f}x", f"{w['median'] / ours:.2f}x", f"{e['cpu_s']['median']:.2f}",
-                         e["api_calls"]["total"], e["api_calls"]["agent_lookups"]])
+                         e["api_calls"]["total"], e["api_calls"]["agent_lookups"], e.get("list_bytes_per_host", "")])
         lines.append(f"\n{c['guests']} guests, 10 nodes, {c['latency_s'] * 1000:.0f} ms/request, "
                      f"{c['declared_in_tfvars']} declared in tfvars")
         lines.append(table(["contender", "hosts", "wall median s", "wall min-max s", "runs", "vs floor", "vs ours",
-                            "CPU median s", "API calls", "of which agent/interfaces"], rows))
+                            "CPU median s", "API calls", "of which agent/interfaces", "--list bytes/host"], rows))
+        if _median(c, "floor_cp"):
+            lines.append(f"Plugin time beyond Ansible's cost for its own output (median minus its floor): "
+                         f"ours {ours - floor:+.2f} s, community want_facts:false "
+                         f"{_median(c, 'cp_nofacts') - _median(c, 'floor_cp'):+.2f} s")
     lines.append("\nTargets")
     lines.append(table(["target", "value", "met"],
                        [[t["target"], json.dumps(t["value"]) if isinstance(t["value"], dict) else t["value"],

@@ -399,7 +399,7 @@ def test_drift_reports_each_kind_and_fails_on_demand(applied_repo):
 def test_no_drift_passes_fail_on_drift(applied, sample_double, tmp_path):
     repo, _first = applied
     # web-02 is declared but not created: without it, git, the DB and Proxmox agree.
-    roles_file, _ = write_declarations(tmp_path, committed_roles().replace('  web-02:\n    role: web\n', ''))
+    roles_file = write_declarations(tmp_path, committed_roles().replace('  web-02:\n    role: web\n', ''))[0]
     db = tmp_path / 'copy.db'
     copy_db(repo.db, db)
     set_db_role(db, 'web-02', None)
@@ -411,7 +411,7 @@ def test_no_drift_passes_fail_on_drift(applied, sample_double, tmp_path):
 
 def test_drift_shows_a_stale_db_row_and_a_declaration_of_a_gone_server(applied, sample_double, tmp_path):
     repo, _first = applied
-    roles_file, _ = write_declarations(tmp_path, committed_roles() + '  retired:\n    role: db\n')
+    roles_file = write_declarations(tmp_path, committed_roles() + '  retired:\n    role: db\n')[0]
     db = tmp_path / 'copy.db'
     copy_db(repo.db, db)
     conn = sqlite3.connect(str(db))
@@ -501,3 +501,55 @@ def _installs_pinned_and_runs_existing_playbooks(scripts):
                             for line in installs)
     for playbook in set(re.findall(r'playbooks/[\w.]+\.yml', text)):
         assert (ROOT / playbook).is_file(), playbook
+
+
+# -- the loader's edges, and the configure vars ------------------------------------------
+
+
+def test_empty_and_null_declarations(sample_double, tmp_path):
+    result = validate_fails(sample_double, tmp_path / 'a', '# nothing yet\n')
+    assert result['problems'] == ["%s: (top level): 'servers' is a required property" % (
+        tmp_path / 'a' / 'state' / 'roles.yml')]
+    result = validate(sample_double, tmp_path / 'b', 'servers:\n', '')
+    assert result['servers'] == [] and result['default_hdd'] is None and result['default_ssd'] is None
+
+
+def test_two_yaml_documents_and_non_utf8_are_clear_errors(sample_double, tmp_path):
+    result = validate_fails(sample_double, tmp_path / 'a', 'servers: {}\n---\nservers: {}\n')
+    assert result['problems'] == ['%s:2:1: not valid YAML: but found another document (expected a single document '
+                                  'in the stream)' % (tmp_path / 'a' / 'state' / 'roles.yml')]
+    roles_file, datastores_file = write_declarations(tmp_path / 'b')
+    roles_file.write_bytes(b'servers:\n  caf\xe9:\n    role: web\n')
+    with pytest.raises(ModuleFailed) as failed:
+        run_module('declarations_validate', dict(connection_options(sample_double), roles_file=str(roles_file),
+                                                 datastores_file=str(datastores_file), state_db=str(tmp_path / 'db')))
+    assert failed.value.result['problems'] == [
+        "%s is not UTF-8 text: 'utf-8' codec can't decode byte 0xe9 in position 14: invalid continuation byte"
+        % roles_file]
+
+
+def test_declared_vars_become_host_facts_for_the_role(tmp_path):
+    playbook = tmp_path / 'vars.yml'
+    playbook.write_text('''
+- name: What configure.yml's first play registers
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Fake declarations
+      ansible.builtin.set_fact:
+        declarations: {host_vars: {localhost: {web_port: 8080, web_site_name: ai-agent}}}
+- name: A role play
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The shared task file
+      ansible.builtin.import_tasks: %s
+    - name: Show them
+      ansible.builtin.debug:
+        msg: "{{ web_site_name }}:{{ web_port + 1 }}"
+''' % (ROOT / 'playbooks' / 'tasks' / 'declared_vars.yml'))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    proc = run_ansible(['ansible-playbook', '-i', 'localhost,', '-c', 'local', '-e',
+                        'ansible_python_interpreter=%s' % (ROOT / '.venv' / 'bin' / 'python'), str(playbook)], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '"msg": "ai-agent:8081"' in proc.stdout

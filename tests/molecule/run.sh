@@ -7,7 +7,7 @@
 # The target is this machine itself over a local connection (see
 # tests/molecule/README.md): the scenarios install and start real packages here,
 # so run them as root on a Debian 12 machine or throw-away VM/container.
-# MOLECULE_PURGE=1 makes each scenario's cleanup purge its packages as well.
+# MOLECULE_PURGE=1 makes each scenario's cleanup purge its service packages as well.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,6 +28,12 @@ unset ANSIBLE_CONFIG
 # Order: cheap first; search last, since it adds (and its cleanup removes) an
 # APT source that points at a scenario-local mirror.
 ALL=(web monitoring ftp db java was search)
+for arg in "$@"; do
+    case " ${ALL[*]} " in
+        *" $arg "*) ;;
+        *) echo "usage: $0 [scenario...]  (scenarios: ${ALL[*]}; got '$arg')" >&2; exit 2 ;;
+    esac
+done
 if [ "$#" -gt 0 ]; then SCENARIOS=("$@"); else SCENARIOS=("${ALL[@]}"); fi
 
 if [ "$(id -u)" != 0 ]; then
