@@ -32,7 +32,7 @@ dest="$work/ansible_collections/proxmox_manager/core"
 mkdir -p "$dest"
 # The files git would ship: tracked plus new ones not ignored; not the resolver symlink.
 (cd "$root" && git ls-files -co --exclude-standard -z | grep -zv '^collections/' | \
-    xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' | tar --null -cf - -T -) | tar -xf - -C "$dest"
+    while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done | tar --null -cf - -T -) | tar -xf - -C "$dest"
 cd "$dest"
 git init -q && git add -A >/dev/null 2>&1 || true
 "$venv/bin/ansible-test" sanity --venv --python "$python_version" --color no "$@"
