@@ -184,7 +184,7 @@ def _compile(schema):
         if extra is None or None in props.values():
             return None
 
-        def check_members(v, props=props, extra=extra):
+        def check_members(v):
             if isinstance(v, dict):
                 for k, item in v.items():
                     if not props.get(k, extra)(item):

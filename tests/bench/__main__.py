@@ -17,7 +17,7 @@ from .common import BenchError, machine, write_json
 
 
 def _parse(argv):
-    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--only", choices=("inventory", "server_role"), help="run one benchmark only")
     p.add_argument("--runs", type=int, default=5, help="timed runs per contender (median reported; default 5)")
     p.add_argument("--sizes", default="1000,5000", help="inventory cluster sizes, guests (default 1000,5000)")

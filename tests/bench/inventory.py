@@ -112,8 +112,8 @@ def bench_cluster(guests: int, runs: int, with_facts: bool, cp_dir, latency: flo
             out = ours_json if key == "ours" else workdir / f"{key}-list.json"
             double.reset()
             with open(out, "wb") as fh:
-                _, err, _ = timed([str(BIN / "ansible-inventory"), "-i", str(config), "--list"], env, stdout=fh,
-                               what=LABELS[key])
+                _wall, err, _cpu = timed([str(BIN / "ansible-inventory"), "-i", str(config), "--list"], env,
+                                         stdout=fh, what=LABELS[key])
             _check(key, err, double.counters()["by_path"])
             result["contenders"][key] = {"label": LABELS[key], "hosts": _hosts(out)}
         contenders["floor"] = _floor(workdir, ours_json)
@@ -139,7 +139,7 @@ def bench_cluster(guests: int, runs: int, with_facts: bool, cp_dir, latency: flo
                 config, env = contenders[key]
                 double.reset()
                 wall, err, cpu = timed([str(BIN / "ansible-inventory"), "-i", str(config), "--list"], env,
-                                  what=LABELS[key])
+                                       what=LABELS[key])
                 counted = double.counters()
                 _check(key, err, counted["by_path"])
                 walls[key].append(wall)

@@ -73,7 +73,7 @@ def run(runs: int, loop_calls: int) -> dict:
             args = dict(common, servers="{{ bench_servers }}", state_db=str(db))
             out = workdir / "last-bulk.out"
             with open(out, "wb") as fh:
-                wall, _, cpu = timed(_adhoc(args, ["-e", f"@{varsfile}"]), env, stdout=fh, what=what)
+                wall, _err, cpu = timed(_adhoc(args, ["-e", f"@{varsfile}"]), env, stdout=fh, what=what)
             cpus[what].append(cpu)
             return wall, _first_line(out)
 
@@ -94,8 +94,8 @@ def run(runs: int, loop_calls: int) -> dict:
             one = reassign[r]  # another role: a real change on a DB of 10,000 rows
             out = workdir / "last-single.out"
             with open(out, "wb") as fh:
-                wall, _, cpu = timed(_adhoc(dict(common, name=one["name"], role=one["role"], state_db=str(db)), []),
-                                     env, stdout=fh, what="single_adhoc")
+                wall, _err, cpu = timed(_adhoc(dict(common, name=one["name"], role=one["role"], state_db=str(db)), []),
+                                        env, stdout=fh, what="single_adhoc")
             cpus["single_adhoc"].append(cpu)
             if not _first_line(out).startswith("localhost | CHANGED"):
                 raise BenchError(f"single_adhoc: expected CHANGED, got {_first_line(out)!r}")
@@ -118,10 +118,10 @@ def run(runs: int, loop_calls: int) -> dict:
             "      loop: '{{ bench_servers }}'", ""]))
         out = workdir / "loop.out"
         with open(out, "wb") as fh:
-            loop_wall, _, loop_cpu = timed([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                                            "-e", f"ansible_python_interpreter={BIN / 'python'}",
-                                            "-e", f"@{workdir / 'loop.json'}", str(playbook)],
-                                           env, stdout=fh, what="loop")
+            loop_wall, _err, loop_cpu = timed([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                                               "-e", f"ansible_python_interpreter={BIN / 'python'}",
+                                               "-e", f"@{workdir / 'loop.json'}", str(playbook)],
+                                              env, stdout=fh, what="loop")
         recap = out.read_text(errors="replace")
         if recap.count("changed: [localhost] => (item=") != loop_calls or "failed=0" not in recap:
             raise BenchError(f"loop: expected {loop_calls} changed items:\n{recap[-1500:]}")
