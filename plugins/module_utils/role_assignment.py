@@ -55,6 +55,49 @@ def _role_problem(role, catalog):
     return 'Role %r is not in the role catalog (%s).%s' % (role, ', '.join(catalog) or 'empty', hint)
 
 
+_ENTRY_KEYS = {'name': str, 'vmid': int, 'role': str, 'state': str}
+
+
+def load_entries(path):
+    """The `servers` list from a JSON or YAML file, checked as the argspec would."""
+    import json
+
+    try:
+        with open(path) as handle:
+            text = handle.read()
+        if path.endswith('.json'):
+            entries = json.loads(text)
+        else:
+            import yaml
+            entries = yaml.safe_load(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError('Cannot read servers_file %s: %s' % (path, exc)) from None
+    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError without importing yaml early
+        raise ConfigurationError('servers_file %s is not valid YAML: %s' % (path, exc)) from None
+    if isinstance(entries, dict) and 'servers' in entries:
+        entries = entries['servers']
+    if not isinstance(entries, list):
+        raise ConfigurationError('servers_file %s must hold a list of {name, vmid?, role?, state?}.' % path)
+    problems = []
+    for index, entry in enumerate(entries):
+        where = '%s: servers[%d]' % (path, index)
+        if not isinstance(entry, dict) or not isinstance(entry.get('name'), str):
+            problems.append('%s: needs a name.' % where)
+            continue
+        for key, value in entry.items():
+            kind = _ENTRY_KEYS.get(key)
+            if kind is None:
+                problems.append('%s: unknown key %r.' % (where, key))
+            elif value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                problems.append('%s: %s must be a %s.' % (where, key, kind.__name__))
+        if entry.get('state') not in (None, 'present', 'absent'):
+            problems.append('%s: state must be present or absent.' % where)
+    if problems:
+        raise ConfigurationError('%d problem%s in servers_file, nothing was changed:\n  %s'
+                                 % (len(problems), '' if len(problems) == 1 else 's', '\n  '.join(problems)))
+    return entries
+
+
 def resolve(view, entries, catalog):
     """Validate every entry first; ([(record, entry)], [problem, ...]).
 

@@ -486,10 +486,16 @@ def plan_servers(existing, rows, roles=True, mark_missing=False):
         key = server_key(row)
         before = dict(old) if old is not None else None
         plan.results.append((key, before, changes))
-        for field, value in changes.items():
-            if field not in ('present', 'absent_since') and (before is not None or value is not None):
-                plan.log.append(dict(entity='server', key=key, field=field, new=_text(value),
-                                     old=None if before is None else _text(before.get(field))))
+        if before is None:
+            # A new row is one `created` entry (its facts are in the row), plus its role.
+            plan.log.append(dict(entity='server', key=key, field='created', old=None, new=row.get('source')))
+            if changes.get('role'):
+                plan.log.append(dict(entity='server', key=key, field='role', old=None, new=changes['role']))
+        else:
+            for field, value in changes.items():
+                if field not in ('present', 'absent_since'):
+                    plan.log.append(dict(entity='server', key=key, field=field, new=_text(value),
+                                         old=_text(before.get(field))))
         if old is None:
             new = dict((col, None) for col in ('vmid',) + SERVER_FACTS + ('role', 'absent_since'))
             new.update(changes, name=row['name'], present=True, created_at=now, updated_at=now)

@@ -76,6 +76,12 @@ options:
         type: str
         choices: [present, absent]
         default: present
+  servers_file:
+    description:
+      - A JSON or YAML file holding the same list as O(servers), read by the module itself.
+      - For very large bulk calls; Ansible then does not process every value of a huge argument.
+      - Mutually exclusive with O(name) and O(servers).
+    type: path
   roles_path:
     description:
       - The role catalog, a directory whose subdirectories are the roles a server can be given.
@@ -99,6 +105,10 @@ EXAMPLES = r'''
   proxmox_manager.core.server_role:
     name: AI-agent
     state: absent
+
+- name: Ten thousand servers from a file, in one transaction
+  proxmox_manager.core.server_role:
+    servers_file: build/roles.json
 
 - name: All declarations in one transaction, with a backup of the DB first
   proxmox_manager.core.server_role:
@@ -158,8 +168,12 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base i
 
 def _run(module):
     params = module.params
-    entries = params['servers'] if params['servers'] is not None else [
-        dict(name=params['name'], vmid=params['vmid'], role=params['role'], state=params['state'])]
+    if params['servers_file']:
+        entries = role_assignment.load_entries(params['servers_file'])
+    elif params['servers'] is not None:
+        entries = params['servers']
+    else:
+        entries = [dict(name=params['name'], vmid=params['vmid'], role=params['role'], state=params['state'])]
     catalog = role_assignment.role_catalog(params['roles_path'])
     view = module.merged_view()
     resolved, problems = role_assignment.resolve(view, entries, catalog)
@@ -180,11 +194,12 @@ def main():
                 role=dict(type='str'),
                 state=dict(type='str', default='present', choices=['present', 'absent']),
             )),
+            servers_file=dict(type='path'),
             roles_path=dict(type='path'),
         ),
         backup=True,
-        mutually_exclusive=[('name', 'servers')],
-        required_one_of=[('name', 'servers')],
+        mutually_exclusive=[('name', 'servers', 'servers_file')],
+        required_one_of=[('name', 'servers', 'servers_file')],
         supports_check_mode=True,
     )
     module.run(_run)

@@ -12,13 +12,13 @@ import os
 import sys
 import time
 
-from . import inventory, server_role
+from . import gitops, inventory, server_role
 from .common import BenchError, machine, write_json
 
 
 def _parse(argv):
     p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n", maxsplit=1)[0])
-    p.add_argument("--only", choices=("inventory", "server_role"), help="run one benchmark only")
+    p.add_argument("--only", choices=("inventory", "server_role", "gitops"), help="run one benchmark only")
     p.add_argument("--runs", type=int, default=5, help="timed runs per contender (median reported; default 5)")
     p.add_argument("--sizes", default="1000,5000", help="inventory cluster sizes, guests (default 1000,5000)")
     p.add_argument("--facts-size", type=int, default=500,
@@ -51,6 +51,11 @@ def main(argv=None) -> int:
             out["machine"] = dict(host, load_avg_end=os.getloadavg())
             print(f"\nwrote {write_json('server_role.json', out)}")
             reports.append(server_role.report(out))
+        if args.only in (None, "gitops"):
+            out = gitops.main(min(args.runs, 3), args.latency)
+            out["machine"] = dict(host, load_avg_end=os.getloadavg())
+            print(f"\nwrote {write_json('gitops.json', out)}")
+            reports.append(gitops.report(out))
     except BenchError as exc:
         print(f"\nmake bench: {exc}", file=sys.stderr)
         return 1

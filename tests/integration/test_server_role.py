@@ -686,3 +686,32 @@ def test_eight_parallel_bulk_calls_lose_nothing(make_double, tmp_path):
     assert dict((r['name'], r['role']) for r in rows) == wanted
     log = role_log(db)
     assert len(log) == 2000 and len(set(key for key, _old, _new, _tool in log)) == 2000
+
+
+def test_servers_file_is_one_bulk_call_and_checked_like_the_argspec(double, tmp_path):
+    """servers_file: the same list as `servers`, read module-side (very large bulk calls)."""
+    roles = tmp_path / 'roles'
+    for role in ('web', 'db'):
+        (roles / role / 'tasks').mkdir(parents=True)
+    base = dict(connection_options(double), state_db=str(tmp_path / 'x.db'), roles_path=str(roles),
+                tfvars_path=str(SAMPLE_TFVARS))
+    good = tmp_path / 'servers.json'
+    good.write_text(json.dumps([{'name': 'AI-agent', 'role': 'web'}, {'name': 'worker', 'vmid': 111, 'role': 'db'}]))
+    result = run_module('server_role', dict(base, servers_file=str(good)))
+    assert result['changed'] is True
+    assert [(s['host'], s['role']) for s in result['servers']] == [('AI-agent', 'web'), ('worker-111', 'db')]
+    yml = tmp_path / 'servers.yml'
+    yml.write_text('servers:\n  - {name: AI-agent, role: web}\n')
+    assert run_module('server_role', dict(base, servers_file=str(yml)))['changed'] is False
+    bad = tmp_path / 'bad.json'
+    bad.write_text(json.dumps([{'name': 'AI-agent', 'role': 'web', 'vmid': 'x'}, {'role': 'db'},
+                                {'name': 'web-01', 'state': 'gone', 'colour': 1}]))
+    before = settled_digest(str(tmp_path / 'x.db'))
+    with pytest.raises(ModuleFailed) as err:
+        run_module('server_role', dict(base, servers_file=str(bad)))
+    msg = err.value.result['msg']
+    assert 'servers[0]: vmid must be a int' in msg and 'servers[1]: needs a name' in msg
+    assert "unknown key 'colour'" in msg and 'state must be present or absent' in msg
+    assert settled_digest(str(tmp_path / 'x.db')) == before
+    with pytest.raises(ModuleFailed, match='Cannot read servers_file'):
+        run_module('server_role', dict(base, servers_file=str(tmp_path / 'none.json')))

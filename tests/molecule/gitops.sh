@@ -5,6 +5,11 @@
 #
 #   VENV=.venv bash tests/molecule/gitops.sh
 set -uo pipefail
+# Takes no arguments: refuse e.g. `--list` when something treats the repo as an inventory.
+if [ "$#" -gt 0 ]; then
+    echo "usage: VENV=.venv bash tests/molecule/gitops.sh" >&2
+    exit 2
+fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${VENV:-.venv}"

@@ -52,6 +52,8 @@ def test_upsert_creates_updates_and_logs(tmp_path):
     log = [(c['key'], c['field'], c['old'], c['new']) for c in store.changes()]
     assert ('planned (vmid 105)', 'vmid', None, '105') in log
     assert ('a (vmid 100)', 'role', None, 'web') in log
+    # a new row is one `created` entry plus its role, not one entry per fact
+    assert sorted(f for k, f, _o, _n in log if k == 'a (vmid 100)') == ['created', 'role']
     assert all(c['actor'] for c in store.changes())
 
 
