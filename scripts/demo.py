@@ -18,6 +18,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.seed_db import legacy_db  # noqa: E402  (the seeds' DB, shared with the tests)
+
 BIN = os.path.dirname(sys.executable)
 WORK = os.path.join(ROOT, '.double')
 INFO = os.path.join(WORK, 'demo-info.json')
@@ -58,22 +62,6 @@ def start_double():
         time.sleep(0.1)
     with open(INFO) as handle:
         return proc, json.load(handle)
-
-
-def legacy_db():
-    """The seeds' DB: the original app's schema, holding only test and test-2."""
-    for suffix in ('', '-wal', '-shm'):
-        if os.path.exists(DB + suffix):
-            os.remove(DB + suffix)
-    conn = sqlite3.connect(DB)
-    conn.executescript('''
-        CREATE TABLE servers (id INTEGER PRIMARY KEY, name VARCHAR(100) UNIQUE NOT NULL, vmid INTEGER,
-            status VARCHAR(20), ip_address VARCHAR(50), role VARCHAR(50), cpu INTEGER, memory INTEGER,
-            os_type VARCHAR(50), created_at DATETIME, updated_at DATETIME);
-        INSERT INTO servers (name, status, role) VALUES ('test', 'unknown', 'web'), ('test-2', 'unknown', NULL);
-    ''')
-    conn.commit()
-    conn.close()
 
 
 def plain(value):
@@ -141,7 +129,7 @@ def main():
     to_double = ['-e', 'terraform_vars_file=%s' % TF_VARS]
     try:
         banner("The seeds' state DB: the original app's schema, holding only test and test-2")
-        legacy_db()
+        legacy_db(DB)
         if os.path.exists(os.path.join(ROOT, TF_VARS)):
             os.remove(os.path.join(ROOT, TF_VARS))  # the plan starts from the defaults of a fresh DB
         print('servers in the DB: test, test-2 (AI-agent is in Proxmox and tfvars, not in the DB)')

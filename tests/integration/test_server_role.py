@@ -5,8 +5,6 @@ given a role, any other name is refused with a "did you mean", and a refused
 call leaves the state DB byte for byte as it was.
 """
 
-import gc
-import hashlib
 import itertools
 import json
 import os
@@ -31,22 +29,11 @@ from tests.conftest import (
     run_module,
 )
 from tests.pve_double import generate_cluster, write_tfvars
+from tests.seed_db import legacy_db, settled_digest
 
 ROLES = ('web', 'was', 'db', 'monitoring', 'ftp', 'search')
 ADHOC = ['ansible', 'localhost', '-i', 'localhost,', '-c', 'local',
          '-e', 'ansible_python_interpreter={{ ansible_playbook_python }}', '-m']
-
-# The original Flask app's schema, as scripts/demo.py's legacy_db() writes it.
-LEGACY_SCHEMA = '''
-    CREATE TABLE servers (id INTEGER PRIMARY KEY, name VARCHAR(100) UNIQUE NOT NULL, vmid INTEGER,
-        status VARCHAR(20), ip_address VARCHAR(50), role VARCHAR(50), cpu INTEGER, memory INTEGER,
-        os_type VARCHAR(50), created_at DATETIME, updated_at DATETIME);
-    INSERT INTO servers (name, status, role) VALUES ('test', 'unknown', 'web'), ('test-2', 'unknown', NULL);
-'''
-
-
-# -- helpers -------------------------------------------------------------------
-
 
 def make_catalog(path):
     """A role catalog: role directories with tasks/, plus a directory that is not a role."""
@@ -55,31 +42,6 @@ def make_catalog(path):
         (path / role / 'tasks' / 'main.yml').write_text('---\n[]\n')
     (path / 'files').mkdir()
     return str(path)
-
-
-def legacy_db(path, extra=''):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    conn = sqlite3.connect(path)
-    conn.executescript(LEGACY_SCHEMA + extra)
-    conn.commit()
-    conn.close()
-
-
-def settled_digest(path):
-    """sha256 of the DB file once every connection is closed and the WAL is checkpointed.
-
-    Closing SQLite's last connection folds the WAL into the file, so comparing
-    raw bytes is only meaningful from a settled state; any committed write
-    still shows, since the checkpoint copies it into the file.
-    """
-    gc.collect()  # closes the engines of earlier in-process module runs
-    if not os.path.exists(path):
-        return None
-    conn = sqlite3.connect(path)
-    conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
-    conn.close()
-    with open(path, 'rb') as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def db_rows(path, where='1=1'):

@@ -5,8 +5,6 @@ refreshed, vanished servers are marked absent with their role kept, and a
 fact the view does not know never blanks a stored one.
 """
 
-import gc
-import hashlib
 import json
 import os
 import socket
@@ -22,22 +20,11 @@ from tests.conftest import (
     run_ansible,
     run_module,
 )
+from tests.seed_db import legacy_db, settled_digest
 
 SAMPLE_KEYS = ['AI-agent (vmid 100)', 'build-box (vmid 120)', 'db-01 (vmid 102)', 'ftp-ct (vmid 200)',
                'monitoring (vmid 103)', 'old-ct (vmid 202)', 'search-ct (vmid 201)', 'web-01 (vmid 101)',
                'web-02', 'worker (vmid 110)', 'worker (vmid 111)']
-
-
-def settled_digest(path):
-    """sha256 of the DB file after closing every connection and checkpointing the WAL."""
-    gc.collect()
-    if not os.path.exists(path):
-        return None
-    conn = sqlite3.connect(path)
-    conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
-    conn.close()
-    with open(path, 'rb') as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def db_rows(path):
@@ -48,20 +35,6 @@ def db_rows(path):
         return dict(((r['name'], r['vmid']), dict(r)) for r in conn.execute('SELECT * FROM servers'))
     finally:
         conn.close()
-
-
-def legacy_db(path):
-    """The seeds' DB (the original app's schema) holding only test and test-2."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    conn = sqlite3.connect(path)
-    conn.executescript('''
-        CREATE TABLE servers (id INTEGER PRIMARY KEY, name VARCHAR(100) UNIQUE NOT NULL, vmid INTEGER,
-            status VARCHAR(20), ip_address VARCHAR(50), role VARCHAR(50), cpu INTEGER, memory INTEGER,
-            os_type VARCHAR(50), created_at DATETIME, updated_at DATETIME);
-        INSERT INTO servers (name, status, role) VALUES ('test', 'unknown', 'web'), ('test-2', 'unknown', NULL);
-    ''')
-    conn.commit()
-    conn.close()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ A backup is SQLite's online backup: a consistent copy even while another
 run writes, taken by the writing modules only when something changes.
 """
 
-import gc
-import hashlib
 import os
 import re
 import sqlite3
@@ -14,18 +12,9 @@ import threading
 import pytest
 
 from tests.conftest import SAMPLE_TFVARS, ModuleFailed, connection_options, run_module
+from tests.seed_db import settled_digest
 
 STAMPED = re.compile(r'^proxmox_manager-\d{8}T\d{6}\.\d{6}Z\.db$')
-
-
-def settled_digest(path):
-    """sha256 of the DB file after closing every connection and checkpointing the WAL."""
-    gc.collect()
-    conn = sqlite3.connect(path)
-    conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
-    conn.close()
-    with open(path, 'rb') as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def dump(path):
