@@ -158,7 +158,7 @@ def adhoc_result(stdout):
 
 def run_adhoc(module, args, env):
     proc = subprocess.run(ansible_cmd(module, args), cwd=str(ROOT), env=env, capture_output=True, text=True,
-                          timeout=180)
+                          timeout=180, check=False)
     return proc, adhoc_result(proc.stdout)
 
 
@@ -399,7 +399,8 @@ KILL_IN_TRANSACTION = textwrap.dedent('''
 def test_refresh_killed_inside_the_transaction_keeps_old_rows(double, state_db, tf_vars):
     before = _prime(double, state_db, tf_vars)
     proc = subprocess.run([sys.executable, '-c', KILL_IN_TRANSACTION, str(COLLECTIONS), state_db,
-                           json.dumps(opts(double, state_db))], capture_output=True, text=True, timeout=60)
+                           json.dumps(opts(double, state_db))], capture_output=True, text=True, timeout=60,
+                          check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     inside = json.loads(proc.stdout)
     # the dead transaction had really deleted a row and rewritten the rest

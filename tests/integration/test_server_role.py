@@ -35,6 +35,7 @@ ROLES = ('web', 'was', 'db', 'monitoring', 'ftp', 'search')
 ADHOC = ['ansible', 'localhost', '-i', 'localhost,', '-c', 'local',
          '-e', 'ansible_python_interpreter={{ ansible_playbook_python }}', '-m']
 
+
 def make_catalog(path):
     """A role catalog: role directories with tasks/, plus a directory that is not a role."""
     for role in ROLES:
@@ -667,7 +668,7 @@ def test_servers_file_is_one_bulk_call_and_checked_like_the_argspec(double, tmp_
     assert run_module('server_role', dict(base, servers_file=str(yml)))['changed'] is False
     bad = tmp_path / 'bad.json'
     bad.write_text(json.dumps([{'name': 'AI-agent', 'role': 'web', 'vmid': 'x'}, {'role': 'db'},
-                                {'name': 'web-01', 'state': 'gone', 'colour': 1}]))
+                               {'name': 'web-01', 'state': 'gone', 'colour': 1}]))
     before = settled_digest(str(tmp_path / 'x.db'))
     with pytest.raises(ModuleFailed) as err:
         run_module('server_role', dict(base, servers_file=str(bad)))
