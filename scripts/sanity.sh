@@ -26,6 +26,17 @@ subprocess.check_call([sys.executable, '-m', 'pip', 'install'] + args)
 PY
 fi
 
+# ansible-test skips its shellcheck test when the program is missing: install it (Debian package).
+if ! command -v shellcheck >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get install -y -q shellcheck >/dev/null 2>&1 || \
+            { apt-get update -q >/dev/null && apt-get install -y -q shellcheck >/dev/null; }
+    else
+        echo "sanity: shellcheck is required: apt-get install shellcheck" >&2
+        exit 1
+    fi
+fi
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/proxmox_manager/core"
@@ -34,5 +45,6 @@ mkdir -p "$dest"
 (cd "$root" && git ls-files -co --exclude-standard -z | grep -zv '^collections/' | \
     while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done | tar --null -cf - -T -) | tar -xf - -C "$dest"
 cd "$dest"
-git init -q && git add -A >/dev/null 2>&1 || true
+git init -q
+git add -A >/dev/null 2>&1
 "$venv/bin/ansible-test" sanity --venv --python "$python_version" --color no "$@"
