@@ -70,6 +70,23 @@ def make_double():
         server.__exit__(None, None, None)
 
 
+@pytest.fixture(scope='session')
+def inventory_loader():
+    """Ansible's inventory plugin loader, with this collection's metadata in place."""
+    import importlib
+
+    from ansible.plugins.loader import init_plugin_loader, inventory_loader as loader
+    init_plugin_loader()
+    # Other tests imported the collection from sys.path, before Ansible's collection finder was in
+    # place, so its package lacks the runtime.yml metadata the plugin loader needs. Re-import the
+    # package (only the package: its submodules stay the very objects the other tests hold).
+    package = 'ansible_collections.proxmox_manager.core'
+    if getattr(sys.modules.get(package), '_collection_meta', None) is None:
+        sys.modules.pop(package, None)
+        importlib.import_module(package)
+    return loader
+
+
 @pytest.fixture
 def state_db(tmp_path):
     return str(tmp_path / 'state' / 'proxmox_manager.db')

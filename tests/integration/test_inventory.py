@@ -7,7 +7,6 @@ cheaper and sees the same plugin code.
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -100,22 +99,6 @@ def cli_env(double, state_db, tfvars):
         return connection_env(double, PROXMOX_MANAGER_DB=state_db, PROXMOX_MANAGER_TFVARS=str(tfvars),
                               ANSIBLE_INVENTORY_UNPARSED_FAILED='true', **extra)
     return _env
-
-
-@pytest.fixture(scope='module')
-def inventory_loader():
-    import importlib
-
-    from ansible.plugins.loader import init_plugin_loader, inventory_loader
-    init_plugin_loader()
-    # Other tests imported the collection from sys.path, before Ansible's collection finder was in
-    # place, so its package lacks the runtime.yml metadata the plugin loader needs. Re-import the
-    # package (only the package: its submodules stay the very objects the other tests hold).
-    package = 'ansible_collections.proxmox_manager.core'
-    if getattr(sys.modules.get(package), '_collection_meta', None) is None:
-        sys.modules.pop(package, None)
-        importlib.import_module(package)
-    return inventory_loader
 
 
 @pytest.fixture

@@ -11,17 +11,8 @@ if [ "$#" -gt 0 ]; then
     exit 2
 fi
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-VENV="${VENV:-.venv}"
-case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
-if [ ! -x "$VENV/bin/molecule" ]; then
-    echo "molecule not found in $VENV/bin: run 'make venv' or set VENV" >&2
-    exit 2
-fi
-export PATH="$VENV/bin:$PATH"
-export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}"
-export PY_COLORS="${PY_COLORS:-0}"
-export NO_COLOR="${NO_COLOR:-1}"
+# shellcheck source=tests/molecule/env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # molecule writes its own ansible.cfg; the scenario runs the project's playbooks with the project's.
 unset ANSIBLE_CONFIG PROXMOX_MANAGER_DB
 

@@ -10,17 +10,8 @@
 # MOLECULE_PURGE=1 makes each scenario's cleanup purge its service packages as well.
 set -uo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-VENV="${VENV:-.venv}"
-case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
-if [ ! -x "$VENV/bin/molecule" ]; then
-    echo "molecule not found in $VENV/bin: run 'make venv' or set VENV" >&2
-    exit 2
-fi
-export PATH="$VENV/bin:$PATH"
-export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}"
-export PY_COLORS="${PY_COLORS:-0}"
-export NO_COLOR="${NO_COLOR:-1}"
+# shellcheck source=tests/molecule/env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # The repository's ansible.cfg is not read under molecule (it writes its own);
 # each molecule.yml points ANSIBLE_COLLECTIONS_PATH at ./collections.
 unset ANSIBLE_CONFIG

@@ -4,9 +4,7 @@ fixtures/cluster_resources_sample.json is GET /api2/json/cluster/resources?type=
 API double answered it for its sample cluster (tests/pve_double/scenarios/sample.yml).
 """
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,19 +29,6 @@ DECLARED = {
 @pytest.fixture(scope='module')
 def recorded():
     return json.loads(RECORDED.read_text())['data']
-
-
-@pytest.fixture(scope='module')
-def inventory_loader():
-    from ansible.plugins.loader import init_plugin_loader, inventory_loader
-    init_plugin_loader()
-    # The collection may already be imported from sys.path, without the runtime.yml metadata
-    # the plugin loader needs: re-import the package alone (its submodules stay shared).
-    package = 'ansible_collections.proxmox_manager.core'
-    if getattr(sys.modules.get(package), '_collection_meta', None) is None:
-        sys.modules.pop(package, None)
-        importlib.import_module(package)
-    return inventory_loader
 
 
 @pytest.fixture
