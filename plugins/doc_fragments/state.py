@@ -23,6 +23,10 @@ options:
       - The state DB, a path to a SQLite file or any SQLAlchemy URL (for example C(postgresql+psycopg://host/db)).
       - Defaults to E(PROXMOX_MANAGER_DB), else C(state/proxmox_manager.db) of the current directory.
     type: str
+notes:
+  - Relative paths are taken from E(PROXMOX_MANAGER_PROJECT_DIR) when it is set (the collection's playbooks set it
+    to the config repo root, since a local play runs its modules in the playbook's directory), else from the
+    current directory.
 requirements:
   - proxmoxer >= 2.0
   - requests
