@@ -88,6 +88,22 @@ def inventory_loader():
 
 
 @pytest.fixture
+def tfvars(tmp_path):
+    """A copy of the sample tfvars the test may edit."""
+    path = tmp_path / 'terraform.tfvars.json'
+    path.write_text(SAMPLE_TFVARS.read_text())
+    return path
+
+
+@pytest.fixture
+def roles_dir(tmp_path):
+    """A role catalog with the project's role names (each a directory with tasks/)."""
+    for role in ('web', 'was', 'db', 'java', 'search', 'ftp', 'monitoring'):
+        (tmp_path / 'roles' / role / 'tasks').mkdir(parents=True)
+    return str(tmp_path / 'roles')
+
+
+@pytest.fixture
 def state_db(tmp_path):
     return str(tmp_path / 'state' / 'proxmox_manager.db')
 

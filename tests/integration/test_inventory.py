@@ -86,13 +86,6 @@ def assert_clean_failure(proc, *needles):
 
 
 @pytest.fixture
-def tfvars(tmp_path):
-    path = tmp_path / 'terraform.tfvars.json'
-    path.write_text(SAMPLE_TFVARS.read_text())
-    return path
-
-
-@pytest.fixture
 def cli_env(double, state_db, tfvars):
     def _env(**extra):
         # A failed source must fail the command, as a CI job would configure it.

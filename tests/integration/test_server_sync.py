@@ -13,7 +13,6 @@ import sqlite3
 import pytest
 
 from tests.conftest import (
-    SAMPLE_TFVARS,
     ModuleFailed,
     connection_env,
     connection_options,
@@ -38,23 +37,8 @@ def db_rows(path):
 
 
 @pytest.fixture
-def tfvars(tmp_path):
-    """A copy of the sample tfvars the test may edit."""
-    path = tmp_path / 'terraform.tfvars.json'
-    path.write_text(SAMPLE_TFVARS.read_text())
-    return path
-
-
-@pytest.fixture
 def base(double, state_db, tfvars):
     return dict(connection_options(double, api_retries=0, api_timeout=5), state_db=state_db, tfvars_path=str(tfvars))
-
-
-@pytest.fixture
-def roles_dir(tmp_path):
-    for role in ('web', 'db', 'ftp'):
-        (tmp_path / 'roles' / role / 'tasks').mkdir(parents=True)
-    return str(tmp_path / 'roles')
 
 
 def sync(base, check_mode=False, diff=True, **options):

@@ -37,13 +37,6 @@ def integrity(path):
 
 
 @pytest.fixture
-def roles_dir(tmp_path):
-    for role in ('web', 'db', 'was'):
-        (tmp_path / 'roles' / role / 'tasks').mkdir(parents=True)
-    return str(tmp_path / 'roles')
-
-
-@pytest.fixture
 def base(double, state_db, roles_dir):
     return dict(connection_options(double, api_retries=0, api_timeout=5), state_db=state_db,
                 tfvars_path=str(SAMPLE_TFVARS), roles_path=roles_dir)
