@@ -186,7 +186,7 @@ class StateStore:
         # How long a writer waits for another run's transaction before giving up.
         self.busy_timeout = int(os.environ.get(BUSY_TIMEOUT_ENV) or BUSY_TIMEOUT_S)
         self._engine = None
-        self._ready = False
+        self._wal_on = False
         self._upgraded = False
 
     @property
@@ -244,11 +244,7 @@ class StateStore:
         try:
             with self.engine.connect() as conn:
                 with conn.begin():
-                    version = self._version(conn)
-                    if version is not None and version > SCHEMA_VERSION:
-                        raise StateStoreError(
-                            'The state DB %s has schema v%s, newer than this collection knows (v%s): '
-                            'upgrade proxmox_manager.core.' % (self.display_url, version, SCHEMA_VERSION))
+                    version = self._checked_version(conn)
                     yield conn if version == SCHEMA_VERSION else None
         except SQLAlchemyError as exc:
             raise self._error('read', exc) from None
@@ -261,7 +257,7 @@ class StateStore:
             if directory and not os.path.isdir(directory):
                 os.makedirs(directory)
         try:
-            if self.path and not self._ready:
+            if self.path and not self._wal_on:
                 self._enable_wal()
             with self.engine.connect().execution_options(pm_write=True) as conn:
                 with conn.begin():
@@ -281,7 +277,7 @@ class StateStore:
             raw.driver_connection.execute('PRAGMA journal_mode=WAL')
         finally:
             raw.close()
-        self._ready = True
+        self._wal_on = True
 
     # -- schema -------------------------------------------------------------
 
@@ -295,13 +291,19 @@ class StateStore:
             return 1
         return None
 
-    def _upgrade(self, conn):
+    def _checked_version(self, conn):
+        """The schema version, refusing a DB made by a newer collection."""
         version = self._version(conn)
+        if version is not None and version > SCHEMA_VERSION:
+            raise StateStoreError(
+                'The state DB %s has schema v%s, newer than this collection knows (v%s): '
+                'upgrade proxmox_manager.core.' % (self.display_url, version, SCHEMA_VERSION))
+        return version
+
+    def _upgrade(self, conn):
+        version = self._checked_version(conn)
         if version == SCHEMA_VERSION:
             return
-        if version is not None and version > SCHEMA_VERSION:
-            raise StateStoreError('The state DB %s has schema v%s, newer than this collection knows (v%s).'
-                                  % (self.display_url, version, SCHEMA_VERSION))
         if version == 1:
             _upgrade_v1(conn)
         metadata.create_all(conn, checkfirst=True)
