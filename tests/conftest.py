@@ -21,6 +21,13 @@ SAMPLE_TFVARS = ROOT / 'terraform' / 'terraform.tfvars.json'
 BIN = Path(sys.executable).parent
 
 
+def declared_vars(entry):
+    """What issue 3 says `pve_declared` holds: cpu, memory, disks and network_devices of the tfvars entry."""
+    if entry is None:
+        return None
+    return {k: entry[k] for k in ('cpu', 'memory', 'disks', 'network_devices') if k in entry}
+
+
 def connection_options(double, auth='token', **extra):
     """Module/plugin options pointing at a running double."""
     opts = dict(api_host=double.host, api_port=double.port, ca_path=double.ca_path, api_user=double.token_user)

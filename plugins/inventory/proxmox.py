@@ -46,9 +46,12 @@ options:
     type: bool
     default: true
   max_workers:
-    description: How many IP lookups run at once.
+    description:
+      - How many IP lookups run at once.
+      - Each guest agent call holds one C(pvedaemon) worker of the guest's node (3 per node by default)
+        while it runs, so keep this near three times the number of nodes.
     type: int
-    default: 8
+    default: 16
   offline_fallback:
     description:
       - When Proxmox cannot be reached, times out or answers with an error, serve the last view recorded in the
@@ -57,9 +60,12 @@ options:
     type: bool
     default: true
 notes:
-  - Host variables, all prefixed C(pve_), C(pve_vmid), C(pve_name), C(pve_node), C(pve_type), C(pve_status),
-    C(pve_tags) (list), C(pve_pool), C(pve_ips) (list), C(pve_source), C(pve_declared) (the tfvars entry),
-    C(pve_declared_role), and C(pve_role) (the applied role from the state DB, when there is one).
+  - Host variables, all prefixed C(pve_), C(pve_vmid), C(pve_node), C(pve_type), C(pve_status),
+    C(pve_tags) (list), C(pve_pool), C(pve_ips) (list), C(pve_source), C(pve_declared) (the C(cpu), C(memory),
+    C(disks) and C(network_devices) of the tfvars entry; null for an undeclared guest), C(pve_declared_role)
+    (the C(role) of the tfvars entry), and C(pve_role) (the applied role from the state DB, when there is one).
+  - C(pve_name) is set only when the host name differs from the Proxmox name, that is for guests sharing a
+    name (C(<name>-<vmid>)); use C(pve_name | default(inventory_hostname)) for the Proxmox name of any host.
     A guest on an offline node keeps the C(unknown) status Proxmox reports, and its last known status in
     C(pve_last_status).
   - A running qemu guest whose agent answered "not running" at the last build is not asked again until it
@@ -112,6 +118,8 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
 
 _CONNECTION = tuple(proxmox_client.CONNECTION_ARGSPEC)
 _SNAPSHOT = 'inventory'
+# Every hostvar costs Ansible time per host, so hosts carry only what the tfvars entry declares of the guest.
+_DECLARED_KEYS = ('cpu', 'memory', 'disks', 'network_devices')
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -214,10 +222,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             role = roles.get(record.vmid) if record.vmid is not None else None
             role = role or roles.get(record.name)
             hostvars = dict(
-                pve_vmid=record.vmid, pve_name=record.name, pve_node=record.node, pve_type=record.type,
-                pve_status=record.status, pve_tags=record.tags, pve_pool=record.pool, pve_ips=record.ips,
-                pve_source='cached' if cached_at else record.source, pve_declared=record.declared,
+                pve_vmid=record.vmid, pve_node=record.node, pve_type=record.type, pve_status=record.status,
+                pve_tags=record.tags, pve_pool=record.pool, pve_ips=record.ips,
+                pve_source='cached' if cached_at else record.source, pve_declared=_declared_vars(record.declared),
                 pve_declared_role=record.declared_role, pve_role=role)
+            if host != record.name:
+                hostvars['pve_name'] = record.name
             if record.ansible_host:
                 hostvars['ansible_host'] = record.ansible_host
             if record.last_status:
@@ -243,3 +253,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _group(self, name, host):
         name = self.inventory.add_group(self._sanitize_group_name(name))
         self.inventory.add_child(name, host)
+
+
+def _declared_vars(entry):
+    """The part of a tfvars entry hosts carry; name and role have their own variables."""
+    if not entry:
+        return None
+    return dict((key, entry[key]) for key in _DECLARED_KEYS if key in entry)

@@ -249,7 +249,7 @@ def _agent_known_off(record, before):
     return record.uptime is not None and before.get('uptime') is not None and record.uptime >= before['uptime']
 
 
-def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=8, previous=None):
+def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None):
     """The merged view, live: one cluster call, then bounded IP lookups.
 
     IPs are asked only of running guests that declare none, and not of a guest

@@ -82,7 +82,7 @@ class ProxmoxManagerModule(AnsibleModule):
             self._store = state_store.StateStore(self.params['state_db'])
         return self._store
 
-    def merged_view(self, include_templates=False, want_ips=False, max_workers=8):
+    def merged_view(self, include_templates=False, want_ips=False, max_workers=None):
         """The one answer to "which servers exist", as the inventory computes it."""
         return merged_view.fetch_view(self.client, self.params['tfvars_path'], include_templates=include_templates,
                                       want_ips=want_ips, max_workers=max_workers)

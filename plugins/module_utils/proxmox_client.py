@@ -41,6 +41,8 @@ except ImportError as exc:  # pragma: no cover - reported by the callers
 DEFAULT_PORT = 8006
 DEFAULT_TIMEOUT = 30
 DEFAULT_RETRIES = 2
+# Agent calls block a pvedaemon worker (3 per node by default), so 16 spread over a cluster's nodes is gentle.
+DEFAULT_MAX_WORKERS = 16
 _BACKOFF = 0.5
 # 501 is "not implemented": retrying cannot help. 595 is PVE's "node offline".
 _NOT_TRANSIENT = (501, 595)
@@ -256,12 +258,12 @@ class ProxmoxClient:
             data = data.get('result')
         return _ips_from_interfaces(data)
 
-    def guests_ips(self, guests, max_workers=8):
+    def guests_ips(self, guests, max_workers=None):
         """guest_ips for many guests, concurrently and bounded; {vmid: [ip, ...]}."""
         guests = list(guests)
         if not guests:
             return {}
-        workers = max(1, min(int(max_workers), len(guests)))
+        workers = max(1, min(int(max_workers or DEFAULT_MAX_WORKERS), len(guests)))
         self._size_pool(workers)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = pool.map(self.guest_ips, guests)

@@ -45,9 +45,12 @@ options:
     type: bool
     default: false
   max_workers:
-    description: How many IP lookups run at once.
+    description:
+      - How many IP lookups run at once.
+      - Each guest agent call holds one C(pvedaemon) worker of the guest's node (3 per node by default)
+        while it runs, so keep this near three times the number of nodes.
     type: int
-    default: 8
+    default: 16
 '''
 
 EXAMPLES = r'''
@@ -104,7 +107,7 @@ def main():
         argument_spec=dict(
             include_templates=dict(type='bool', default=False),
             want_agent_ips=dict(type='bool', default=False),
-            max_workers=dict(type='int', default=8),
+            max_workers=dict(type='int', default=16),
         ),
         backup=True,
         supports_check_mode=True,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
-from tests.conftest import ROOT, SAMPLE_TFVARS, connection_env, connection_options, run_ansible, run_module
+from tests.conftest import ROOT, SAMPLE_TFVARS, connection_env, declared_vars, connection_options, run_ansible, run_module
 from tests.pve_double import generate_cluster, load_scenario, write_tfvars
 
 PLUGIN = 'proxmox_manager.core.proxmox'
@@ -160,7 +160,8 @@ def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, stat
         v = hv[host]
         assert (v['pve_vmid'], v['pve_node'], v['pve_type'], v['pve_status']) == (g.vmid, g.node, g.type, g.status)
         assert v['pve_tags'] == list(g.tags) and v['pve_pool'] == g.pool
-        assert v['pve_declared'] == declared.get(g.name)
+        assert v['pve_declared'] == declared_vars(declared.get(g.name))
+        assert v.get('pve_name') == (g.name if host != g.name else None)  # only where the host was renamed
         assert v['pve_source'] == ('live+declared' if g.name in declared else 'live')
         assert host in inv.hosts('node_%s' % g.node)
         assert host in inv.hosts('status_%s' % g.status) and host in inv.hosts('type_%s' % g.type)
@@ -179,7 +180,7 @@ def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, stat
     # declared only
     assert inv.hosts('declared_only') == ['web-02']
     assert hv['web-02']['pve_source'] == 'declared' and hv['web-02']['pve_vmid'] is None
-    assert hv['web-02']['ansible_host'] == '10.10.0.54' and hv['web-02']['pve_declared'] == declared['web-02']
+    assert hv['web-02']['ansible_host'] == '10.10.0.54' and hv['web-02']['pve_declared'] == declared_vars(declared['web-02'])
     assert inv.hosts('undeclared') == ['build-box', 'cache-ct', 'old-ct']
 
     # role_<role> from the APPLIED role in the state DB, not the declared one

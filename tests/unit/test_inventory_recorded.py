@@ -12,6 +12,7 @@ import yaml
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import proxmox_client
 from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
+from tests.conftest import declared_vars
 
 RECORDED = Path(__file__).resolve().parent / 'fixtures' / 'cluster_resources_sample.json'
 # What the guest agent / interfaces calls of those guests answered (103 has its agent off).
@@ -43,7 +44,7 @@ def asked(monkeypatch, recorded):
         assert kind == 'vm'
         return json.loads(json.dumps(recorded))
 
-    def guests_ips(self, guests, max_workers=8):
+    def guests_ips(self, guests, max_workers=None):
         guests = list(guests)
         asked.extend(g['vmid'] for g in guests)
         return dict((g['vmid'], RECORDED_IPS[g['vmid']]) for g in guests)
@@ -99,7 +100,8 @@ def test_recorded_guests_become_hosts_with_their_hostvars_and_groups(populate, r
         assert (v['pve_vmid'], v['pve_node'], v['pve_type'], v['pve_status']) == (
             g['vmid'], g['node'], g['type'], g['status'])
         assert v['pve_tags'] == tags and v['pve_pool'] == g.get('pool')
-        assert v['pve_declared'] == DECLARED.get(g['name'])
+        assert v['pve_declared'] == declared_vars(DECLARED.get(g['name']))
+        assert v.get('pve_name') == (g['name'] if host != g['name'] else None)
         assert v['pve_source'] == ('live+declared' if g['name'] in DECLARED else 'live')
         expected = ['node_' + g['node'], 'status_' + g['status'], 'type_' + g['type']]
         expected += ['tag_' + t for t in tags] + (['pool_' + g['pool']] if g.get('pool') else [])

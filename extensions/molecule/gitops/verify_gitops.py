@@ -33,13 +33,14 @@ def main(db):
 
     problems, want_groups, want_rows = [], {}, {}
     for name, entry in declared.items():
-        hosts = [h for h, hv in hostvars.items() if name in (h, hv.get('pve_name')) and
+        # pve_name is set only where the host name differs from the Proxmox name
+        hosts = [h for h, hv in hostvars.items() if name == hv.get('pve_name', h) and
                  entry.get('vmid') in (None, hv.get('pve_vmid'))]
         if len(hosts) != 1:
             problems.append('%s: %d inventory hosts match, expected 1: %s' % (name, len(hosts), hosts))
             continue
         want_groups.setdefault('role_%s' % entry['role'], set()).add(hosts[0])
-        want_rows[(hostvars[hosts[0]]['pve_name'], hostvars[hosts[0]].get('pve_vmid'))] = entry['role']
+        want_rows[(name, hostvars[hosts[0]].get('pve_vmid'))] = entry['role']
 
     groups = dict((g, set(data.get('hosts', []))) for g, data in inventory.items() if g.startswith('role_'))
     if groups != want_groups:
