@@ -109,14 +109,14 @@ from ansible import context
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client, state_store
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     DeclarationError,
     ProxmoxApiError,
     ProxmoxManagerError,
 )
 
-_CONNECTION = tuple(proxmox_client.CONNECTION_ARGSPEC)
+# The core (SQLAlchemy, requests) is imported in parse(), not here: Ansible loads every enabled
+# inventory plugin on each run, even `-i localhost,`, and those imports cost about 0.4 s.
 _SNAPSHOT = 'inventory'
 # Every hostvar costs Ansible time per host, so hosts carry only what the tfvars entry declares of the guest.
 _DECLARED_KEYS = ('cpu', 'memory', 'disks', 'network_devices')
@@ -163,7 +163,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return records, None
 
     def _fetch(self):
-        options = dict((name, self.get_option(name)) for name in _CONNECTION)
+        from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client
+
+        options = dict((name, self.get_option(name)) for name in proxmox_client.CONNECTION_ARGSPEC)
         client = proxmox_client.ProxmoxClient(options)
         return merged_view.fetch_view(
             client, self.get_option('tfvars_path'), include_templates=self.get_option('include_templates'),
@@ -179,6 +181,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return dict((r['vmid'], r) for r in records if r.get('vmid') is not None)
 
     def _store(self):
+        from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store
+
         return state_store.StateStore(self.get_option('state_db'))
 
     def _record_snapshot(self, records):
@@ -214,6 +218,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, records, roles, cached_at):
         strict = self.get_option('strict')
         compose, groups, keyed = self.get_option('compose'), self.get_option('groups'), self.get_option('keyed_groups')
+        from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
+
         inventory, group = self.inventory, self._group
         for data in records:
             record = merged_view.ServerRecord.from_dict(data)
