@@ -148,8 +148,10 @@ def assign(store, resolved, check_mode, tool='server_role'):
         previous = old['role'] if old else None
         role = changes.get('role', previous)
         role_changed = 'role' in changes
-        servers.append(dict(name=record.name, host=record.host, vmid=record.vmid, role=role,
-                            previous_role=previous, changed=role_changed))
+        item = dict(name=record.name, vmid=record.vmid, role=role, previous_role=previous, changed=role_changed)
+        if record.host != record.name:
+            item['host'] = record.host  # only for guests sharing a name: 10,000 copies of the name cost Ansible time
+        servers.append(item)
         if role_changed:
             before[record.host], after[record.host] = previous, role
     return bool(before), dict(servers=servers), dict(before=before, after=after)

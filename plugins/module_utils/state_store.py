@@ -345,8 +345,7 @@ class StateStore:
         """Apply plan_servers() in the caller's write transaction; returns the plan."""
         plan = plan_servers(self.servers(conn, None if mark_missing else rows), rows, roles=roles,
                             mark_missing=mark_missing)
-        if plan.inserts:
-            conn.execute(servers.insert(), plan.inserts)
+        _insert_many(conn, servers, plan.inserts)
         _update_many(conn, servers, plan.updates)
         self.log_changes(conn, plan.log, tool)
         return plan
@@ -375,8 +374,8 @@ class StateStore:
         if not entries:
             return
         now, actor, commit = utcnow(), _actor(), _git_commit()
-        conn.execute(change_log.insert(), [dict(e, at=now, actor=actor, git_commit=commit, tool=tool)
-                                           for e in entries])
+        _insert_many(conn, change_log, [dict(e, at=now, actor=actor, git_commit=commit, tool=tool)
+                                        for e in entries])
 
     def changes(self, limit=100):
         with self.reading() as conn:
@@ -529,6 +528,38 @@ def _text(value):
     if isinstance(value, bool):
         return 'true' if value else 'false'
     return str(value)
+
+
+def _insert_many(conn, table, rows):
+    """INSERT rows as one driver-level executemany.
+
+    SQLAlchemy's own executemany processes every row's parameters in Python, which costs
+    more than SQLite's work for 10,000 rows; here the statement is compiled once for the
+    dialect and each value goes through its column type's bind processor only.
+    """
+    if not rows:
+        return
+    cols = sorted(set().union(*rows))
+    dialect = conn.dialect
+    compiled = table.insert().compile(dialect=dialect, column_keys=cols)
+    order = list(compiled.positiontup) if compiled.positional else cols
+    convert = []
+    for i, col in enumerate(order):
+        process = table.c[col].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            convert.append((i, process, {}))  # memo: a batch repeats its timestamps
+    params = []
+    for row in rows:
+        values = list(map(row.get, order))
+        for i, process, memo in convert:
+            v = values[i]
+            if v is not None:
+                try:
+                    values[i] = memo[v]
+                except KeyError:
+                    values[i] = memo[v] = process(v)
+        params.append(tuple(values) if compiled.positional else dict(zip(order, values)))
+    conn.exec_driver_sql(compiled.string, params)
 
 
 def _update_many(conn, table, updates):

@@ -131,9 +131,12 @@ servers:
       type: str
       sample: AI-agent
     host:
-      description: The inventory host name (C(<name>-<vmid>) for shared names).
+      description:
+        - The inventory host name, C(<name>-<vmid>), returned only for a guest that shares its name with
+          another guest; else the host name is the same as RV(servers[].name).
       type: str
-      sample: AI-agent
+      returned: when the host name differs from the name
+      sample: worker-110
     vmid:
       description: The guest's vmid, null for a server declared but not created yet.
       type: int

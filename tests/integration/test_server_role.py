@@ -62,6 +62,12 @@ def role_log(path):
         conn.close()
 
 
+def host_of(item):
+    """The inventory host of a result item: `host` is returned only where it differs from the name."""
+    assert item.get('host') != item['name']
+    return item.get('host', item['name'])
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
@@ -139,7 +145,7 @@ def test_seed_story_end_to_end(double, state_db, env, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = adhoc_result(proc)
     assert result['changed'] is True
-    assert result['servers'] == [dict(name='AI-agent', host='AI-agent', vmid=100, role='web',
+    assert result['servers'] == [dict(name='AI-agent', vmid=100, role='web',
                                       previous_role=None, changed=True)]
 
     rows = dict((r['name'], r) for r in db_rows(state_db))
@@ -277,7 +283,7 @@ def test_inventory_hosts_and_server_role_agree(double, tmp_path):
         wanted = dict((host, ROLES[(i + offset) % len(ROLES)]) for i, host in enumerate(hosts))
         result = run_module('server_role', dict(args, servers=[dict(name=h, role=r) for h, r in wanted.items()]))
         assert result['changed'] is True
-        assert [(s['host'], s['role']) for s in result['servers']] == list(wanted.items())
+        assert [(host_of(s), s['role']) for s in result['servers']] == list(wanted.items())
         regrouped = worker.listing(config)
         assert regrouped['hosts'] == hosts
         for host, role in wanted.items():
@@ -369,7 +375,7 @@ def test_bulk_assigns_many_in_one_transaction(base, state_db):
                dict(name='worker', vmid=110, role='was'), dict(name='worker-111', role='db'),
                dict(name='build-box', role='was'), dict(name='old-ct', role='ftp')]
     result = run_module('server_role', dict(base, servers=entries))
-    assert [(s['host'], s['vmid'], s['role'], s['changed']) for s in result['servers']] == [
+    assert [(host_of(s), s['vmid'], s['role'], s['changed']) for s in result['servers']] == [
         ('AI-agent', 100, 'web', True), ('web-02', None, 'web', True), ('worker-110', 110, 'was', True),
         ('worker-111', 111, 'db', True), ('build-box', 120, 'was', True), ('old-ct', 202, 'ftp', True)]
     rows = dict(((r['name'], r['vmid']), r) for r in db_rows(state_db))
@@ -389,7 +395,7 @@ def test_second_identical_call_changes_nothing(base, state_db):
     before = settled_digest(state_db)
     second = run_module('server_role', dict(base, name='AI-agent', role='web'), diff=True)
     assert second['changed'] is False
-    assert second['servers'] == [dict(name='AI-agent', host='AI-agent', vmid=100, role='web',
+    assert second['servers'] == [dict(name='AI-agent', vmid=100, role='web',
                                       previous_role='web', changed=False)]
     assert second['diff'] == dict(before={}, after={})
     assert role_log(state_db) == log
@@ -416,7 +422,7 @@ def test_check_mode_with_db_writes_nothing_and_reports_the_same(base, state_db):
     assert settled_digest(state_db) == before
     assert checked['changed'] is True
     assert checked['diff'] == dict(before={'AI-agent': 'web', 'web-01': None}, after={'AI-agent': 'db', 'web-01': 'web'})
-    assert [(s['host'], s['previous_role'], s['role'], s['changed']) for s in checked['servers']] == [
+    assert [(host_of(s), s['previous_role'], s['role'], s['changed']) for s in checked['servers']] == [
         ('AI-agent', 'web', 'db', True), ('db-01', 'db', 'db', False), ('web-01', None, 'web', True)]
     assert run_module('server_role', args, diff=True) == checked
 
@@ -428,7 +434,7 @@ def test_check_mode_on_the_seeds_db_plans_like_the_real_run(base, state_db):
     before = settled_digest(state_db)
     checked = run_module('server_role', args, check_mode=True, diff=True)
     assert settled_digest(state_db) == before
-    assert [(s['host'], s['previous_role'], s['changed']) for s in checked['servers']] == [
+    assert [(host_of(s), s['previous_role'], s['changed']) for s in checked['servers']] == [
         ('web-02', 'web', False), ('AI-agent', None, True)]
     assert run_module('server_role', args, diff=True) == checked
 
@@ -461,7 +467,7 @@ def test_absent_for_a_server_without_row_changes_nothing(base, state_db):
 
 def test_vmid_and_host_name_pick_one_of_the_duplicates(base, state_db):
     picked = run_module('server_role', dict(base, name='worker', vmid=111, role='was'))
-    assert picked['servers'][0]['host'] == 'worker-111' and picked['servers'][0]['vmid'] == 111
+    assert host_of(picked['servers'][0]) == 'worker-111' and picked['servers'][0]['vmid'] == 111
     assert [(r['vmid'], r['node'], r['role']) for r in db_rows(state_db)] == [(111, 'pve3', 'was')]
     # the inventory host name reaches the same row
     by_host = run_module('server_role', dict(base, name='worker-111', role='db'))
@@ -662,7 +668,7 @@ def test_servers_file_is_one_bulk_call_and_checked_like_the_argspec(double, tmp_
     good.write_text(json.dumps([{'name': 'AI-agent', 'role': 'web'}, {'name': 'worker', 'vmid': 111, 'role': 'db'}]))
     result = run_module('server_role', dict(base, servers_file=str(good)))
     assert result['changed'] is True
-    assert [(s['host'], s['role']) for s in result['servers']] == [('AI-agent', 'web'), ('worker-111', 'db')]
+    assert [(host_of(s), s['role']) for s in result['servers']] == [('AI-agent', 'web'), ('worker-111', 'db')]
     yml = tmp_path / 'servers.yml'
     yml.write_text('servers:\n  - {name: AI-agent, role: web}\n')
     assert run_module('server_role', dict(base, servers_file=str(yml)))['changed'] is False
