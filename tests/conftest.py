@@ -146,14 +146,20 @@ def run_module(module, args, check_mode=False, diff=False):
         captured.update(kwargs, msg=msg, failed=True)
         raise SystemExit(1)
 
+    from ansible.module_utils import _internal
+
     orig_exit, orig_fail = basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json
     basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json = _exit, _fail
+    # A module runs outside the controller: its warnings go to the result, not to the display.
+    # Any test that imported controller code (the inventory plugin's) flipped this flag.
+    orig_controller, _internal.is_controller = _internal.is_controller, False
     try:
         mod.main()
     except SystemExit:
         pass
     finally:
         basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json = orig_exit, orig_fail
+        _internal.is_controller = orig_controller
     if captured.get('failed'):
         raise ModuleFailed(captured)
     return captured
