@@ -163,6 +163,8 @@ _TYPE_TESTS = {
 }
 _NUMBER = '(isinstance({v}, (int, float)) and not isinstance({v}, bool))'
 _ANNOTATIONS = frozenset(('$schema', '$id', '$comment', 'title', 'description', 'default', 'examples'))
+_KEYWORDS = frozenset(('type', 'required', 'properties', 'additionalProperties', 'propertyNames', 'items',
+                       'minimum', 'maximum', 'minLength', 'maxLength', 'pattern', 'enum'))
 _MISSING = object()
 _COMPILED = {}
 
@@ -197,11 +199,8 @@ def _emit(schema, v, src, depth):
         return
     if not isinstance(schema, dict):
         raise _Unsupported(schema)
-    unknown = set(schema) - _ANNOTATIONS - set(('type', 'required', 'properties', 'additionalProperties',
-                                                 'propertyNames', 'items', 'minimum', 'maximum', 'minLength',
-                                                 'maxLength', 'pattern', 'enum'))
-    if unknown:
-        raise _Unsupported(unknown)
+    if set(schema) - _ANNOTATIONS - _KEYWORDS:
+        raise _Unsupported(sorted(set(schema) - _ANNOTATIONS - _KEYWORDS))
     if 'type' in schema:
         names = schema['type'] if isinstance(schema['type'], list) else [schema['type']]
         if not all(n in _TYPE_TESTS for n in names):

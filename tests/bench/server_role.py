@@ -131,8 +131,8 @@ def run(runs: int, loop_calls: int) -> dict:
             if not head.startswith("localhost | SUCCESS"):
                 raise BenchError(f"bulk_file_noop: expected SUCCESS (no change), got {head!r}")
             walls["bulk_file_noop"].append(wall)
-            wall, recap = run_playbook(pb_file, ["-e", f"bench_db={workdir / f'state-pb-{r}' / 'proxmox_manager.db'}"],
-                                   "bulk_file_pb")
+            pb_db = workdir / f"state-pb-{r}" / "proxmox_manager.db"
+            wall, recap = run_playbook(pb_file, ["-e", f"bench_db={pb_db}"], "bulk_file_pb")
             if "changed=1" not in recap or "failed=0" not in recap:
                 raise BenchError(f"bulk_file_pb: expected one changed task:\n{recap[-1500:]}")
             walls["bulk_file_pb"].append(wall)
