@@ -49,7 +49,7 @@ options:
     description:
       - How many IP lookups run at once.
       - Each guest agent call holds one C(pvedaemon) worker of the guest's node (3 per node by default)
-        while it runs, so keep this near three times the number of nodes.
+        while it runs; lookups beyond that queue on the node, so more workers than three per node gain nothing.
     type: int
     default: 16
   offline_fallback:
@@ -222,10 +222,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return roles
 
     def _populate(self, records, roles, cached_at):
-        strict = self.get_option('strict')
-        compose, groups, keyed = self.get_option('compose'), self.get_option('groups'), self.get_option('keyed_groups')
         from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
 
+        strict = self.get_option('strict')
+        compose, groups, keyed = self.get_option('compose'), self.get_option('groups'), self.get_option('keyed_groups')
         inventory, group = self.inventory, self._group
         for data in records:
             record = merged_view.ServerRecord.from_dict(data)

@@ -48,7 +48,7 @@ options:
     description:
       - How many IP lookups run at once.
       - Each guest agent call holds one C(pvedaemon) worker of the guest's node (3 per node by default)
-        while it runs, so keep this near three times the number of nodes.
+        while it runs; lookups beyond that queue on the node, so more workers than three per node gain nothing.
     type: int
     default: 16
 '''
