@@ -45,6 +45,14 @@ options:
         the interfaces call for lxc), to set C(pve_ips) and C(ansible_host).
     type: bool
     default: true
+  want_declared:
+    description:
+      - Set C(pve_declared), the cpu, memory, disks and network devices the tfvars declare, on each host.
+      - It is most of the data a host carries, and Ansible's time to take hosts in grows with it; turn it off on a
+        large cluster when plays do not need it. Everything else, C(pve_declared_role) and C(ansible_host) from a
+        declared IP included, stays.
+    type: bool
+    default: true
   max_workers:
     description:
       - How many IP lookups run at once.
@@ -92,6 +100,13 @@ cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/proxmox_manager
 cache_timeout: 300
+
+---
+# A plain listing for a very large cluster: no declared spec on each host, no guest agent calls
+# (ansible_host still comes from the declared IPs)
+plugin: proxmox_manager.core.proxmox
+want_declared: false
+want_agent_ips: false
 
 ---
 # Extra groups and variables with the constructed options
@@ -227,6 +242,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         strict = self.get_option('strict')
         compose, groups, keyed = self.get_option('compose'), self.get_option('groups'), self.get_option('keyed_groups')
         inventory, group = self.inventory, self._group
+        want_declared = self.get_option('want_declared')
         for data in records:
             record = merged_view.ServerRecord.from_dict(data)
             host = record.host
@@ -236,8 +252,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             hostvars = dict(
                 pve_vmid=record.vmid, pve_node=record.node, pve_type=record.type, pve_status=record.status,
                 pve_tags=record.tags, pve_pool=record.pool, pve_ips=record.ips,
-                pve_source='cached' if cached_at else record.source, pve_declared=_declared_vars(record.declared),
-                pve_declared_role=record.declared_role, pve_role=role)
+                pve_source='cached' if cached_at else record.source, pve_declared_role=record.declared_role,
+                pve_role=role)
+            if want_declared:
+                hostvars['pve_declared'] = _declared_vars(record.declared)
             if host != record.name:
                 hostvars['pve_name'] = record.name
             if record.ansible_host:

@@ -4,6 +4,8 @@ Per cluster size, one API double process (10 nodes, 20 ms per request; 90% of th
 guests declared in tfvars with IPs, the rest running with agent IPs) and these
 contenders, run interleaved (each round starts with the next one):
   ours         proxmox_manager.core.proxmox (config file, tmp state DB)
+  ours_list    the same, listing only (want_declared: false, want_agent_ips: false): the mode that
+               compares like for like with community.proxmox want_facts: false (no IP lookups)
   cp_nofacts   community.proxmox.proxmox, want_facts: false
   cp_facts     community.proxmox.proxmox, want_facts: true (the small cluster only)
   floor        a script inventory printing the JSON our plugin produced for this cluster
@@ -34,10 +36,11 @@ from .common import (
 )
 
 AGENT_PATHS = ("GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", "GET /nodes/{node}/lxc/{vmid}/interfaces")
-LABELS = {"ours": "proxmox_manager.core.proxmox", "cp_nofacts": "community.proxmox want_facts:false",
+LABELS = {"ours": "proxmox_manager.core.proxmox", "ours_list": "ours, listing only (no pve_declared, no lookups)",
+          "cp_nofacts": "community.proxmox want_facts:false",
           "cp_facts": "community.proxmox want_facts:true", "floor": "floor: script printing our JSON",
           "floor_cp": "script printing community's JSON"}
-ORDER = ("ours", "cp_nofacts", "cp_facts", "floor", "floor_cp")
+ORDER = ("ours", "ours_list", "cp_nofacts", "cp_facts", "floor", "floor_cp")
 
 
 def _write(path, text, mode=0o600):
@@ -49,19 +52,25 @@ def _write(path, text, mode=0o600):
 def _contenders(double: DoubleProcess, workdir, with_facts: bool, cp_dir) -> dict:
     """{key: (config path, env)} for one cluster."""
     i = double.info
-    ours = _write(workdir / "ours.proxmox.yml", "\n".join([
+    ours_lines = [
         "plugin: proxmox_manager.core.proxmox",
         f"api_host: {i['host']}", f"api_port: {i['port']}", f"api_user: {i['token_user']}",
         f"api_token_id: {i['token_name']}", f"api_token_secret: {i['token_secret']}", f"ca_path: {i['ca_path']}",
-        f"tfvars_path: {double.tfvars}", f"state_db: {workdir / 'state' / 'proxmox_manager.db'}",
-        "want_agent_ips: true", ""]))
+        f"tfvars_path: {double.tfvars}"]
+    ours = _write(workdir / "ours.proxmox.yml", "\n".join(ours_lines + [
+        f"state_db: {workdir / 'state' / 'proxmox_manager.db'}", "want_agent_ips: true", ""]))
+    ours_list = _write(workdir / "ours-list.proxmox.yml", "\n".join(ours_lines + [
+        f"state_db: {workdir / 'state-list' / 'proxmox_manager.db'}", "want_agent_ips: false",
+        "want_declared: false", ""]))
     community = ["plugin: community.proxmox.proxmox", f"url: {i['url']}", f"user: {i['token_user']}",
                  f"token_id: {i['token_name']}", f"token_secret: {i['token_secret']}", "validate_certs: true"]
     cp_env = base_env(ANSIBLE_INVENTORY_ENABLED="community.proxmox.proxmox",
                       ANSIBLE_COLLECTIONS_PATH=f"{cp_dir}{os.pathsep}{ROOT / 'collections'}",
                       REQUESTS_CA_BUNDLE=i["ca_path"])  # it uses requests with verify=True
+    ours_env = base_env(ANSIBLE_INVENTORY_ENABLED="proxmox_manager.core.proxmox")
     out = {
-        "ours": (ours, base_env(ANSIBLE_INVENTORY_ENABLED="proxmox_manager.core.proxmox")),
+        "ours": (ours, ours_env),
+        "ours_list": (ours_list, ours_env),
         "cp_nofacts": (_write(workdir / "cp-nofacts.proxmox.yml", "\n".join(community + ["want_facts: false", ""])),
                        cp_env),
     }
@@ -89,7 +98,7 @@ def _hosts(path) -> int:
 def _check(key, err, calls):
     if "Failed to parse" in err or "Unable to parse" in err or "No inventory was parsed" in err:
         raise BenchError(f"{LABELS[key]} did not parse:\n{err[-2000:]}")
-    if key == "ours" and ("UNREACHABLE" in err or calls.get("GET /cluster/resources") != 1):
+    if key.startswith("ours") and ("UNREACHABLE" in err or calls.get("GET /cluster/resources") != 1):
         raise BenchError(f"ours did not build the view live (calls {calls}):\n{err[-2000:]}")
 
 
@@ -121,7 +130,8 @@ def bench_cluster(guests: int, runs: int, with_facts: bool, cp_dir, latency: flo
         contenders["floor_cp"] = _floor(workdir, workdir / "cp_nofacts-list.json", "floor_cp")
         result["contenders"]["floor_cp"] = {"label": LABELS["floor_cp"],
                                             "hosts": _hosts(workdir / "cp_nofacts-list.json")}
-        for key, listing in (("ours", ours_json), ("cp_nofacts", workdir / "cp_nofacts-list.json")):
+        for key, listing in (("ours", ours_json), ("ours_list", workdir / "ours_list-list.json"),
+                             ("cp_nofacts", workdir / "cp_nofacts-list.json")):
             size = listing.stat().st_size
             result["contenders"][key]["list_bytes"] = size
             result["contenders"][key]["list_bytes_per_host"] = round(size / max(1, _hosts(listing)))
@@ -189,6 +199,10 @@ def targets(out) -> list:
         ratio = _median(c, "cp_nofacts") / _median(c, "ours")
         checks.append({"target": f"ours faster than community.proxmox want_facts:false at {c['guests']} guests",
                        "value": round(ratio, 2), "met": ratio > 1.0})
+        if _median(c, "ours_list"):
+            ratio = _median(c, "cp_nofacts") / _median(c, "ours_list")
+            checks.append({"target": f"(listing only) ours faster than community.proxmox want_facts:false at "
+                                     f"{c['guests']} guests", "value": round(ratio, 2), "met": ratio > 1.0})
         if _median(c, "cp_facts"):
             ratio = _median(c, "cp_facts") / _median(c, "ours")
             checks.append({"target": f">= 30x faster than community.proxmox want_facts:true at {c['guests']} guests",

@@ -130,6 +130,16 @@ def test_templates_on_request(populate):
     assert template == 'debian12-tpl' and template in groups['tag_template']
 
 
+def test_want_declared_false_drops_only_pve_declared(populate):
+    full, full_groups = populate(want_agent_ips=False)[:2]
+    lean, lean_groups = populate(want_agent_ips=False, want_declared=False)[:2]
+    assert lean_groups == full_groups and set(lean) == set(full)
+    for host, hv in full.items():
+        assert 'pve_declared' in hv and 'pve_declared' not in lean[host]
+        assert lean[host] == dict((k, v) for k, v in hv.items() if k != 'pve_declared'), host
+    assert lean['AI-agent']['pve_declared_role'] == 'web' and lean['AI-agent']['ansible_host'] == '10.10.0.50'
+
+
 def test_applied_roles_from_the_state_db(populate):
     store = StateStore(populate.state_db)
     with store.writing() as conn:
