@@ -142,6 +142,7 @@ _DECLARED_KEYS = ('cpu', 'memory', 'disks', 'network_devices')
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     NAME = 'proxmox_manager.core.proxmox'
+    _state = None
 
     def verify_file(self, path):
         return super(InventoryModule, self).verify_file(path) and path.endswith(('proxmox.yml', 'proxmox.yaml'))
@@ -149,6 +150,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
         self._read_config_data(path)
+        self._state = None
         try:
             records, cached_at = self._records(path, cache)
             roles = self._applied_roles()
@@ -202,9 +204,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return dict((r['vmid'], r) for r in records if r.get('vmid') is not None)
 
     def _store(self):
-        from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store
+        """One state store per parse: one engine and one schema check for all its reads and writes."""
+        if self._state is None:
+            from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store
 
-        return state_store.StateStore(self.get_option('state_db'))
+            self._state = state_store.StateStore(self.get_option('state_db'))
+        return self._state
 
     def _record_snapshot(self, records):
         if context.CLIARGS.get('check'):

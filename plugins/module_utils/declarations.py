@@ -19,7 +19,7 @@ import difflib
 import os
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import role_assignment
-from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import DeclarationError
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import DeclarationError, problems_text
 from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import (
     DATASTORES_SCHEMA,
     ROLES_SCHEMA,
@@ -211,20 +211,15 @@ def load(roles_path=None, datastores_path=None, with_datastores=True):
         problems.extend(found)
         problems.extend(_schema_problems(document, schema))
     if broken:
-        raise DeclarationError(_summary(broken), broken)
+        raise DeclarationError(problems_text(broken, ' in the declarations'), broken)
     return Declarations(documents['roles'], documents['datastores'], problems)
-
-
-def _summary(problems, what='in the declarations'):
-    return '%d problem%s %s, nothing was changed:\n  %s' % (
-        len(problems), '' if len(problems) == 1 else 's', what, '\n  '.join(problems))
 
 
 def require_valid(problems, files=()):
     """Raise every problem at once, ordered by file (as given) and line."""
     if problems:
         problems = sorted(problems, key=lambda p: _position(p, files))
-        raise DeclarationError(_summary(problems), problems)
+        raise DeclarationError(problems_text(problems, ' in the declarations'), problems)
 
 
 def _position(problem, files):

@@ -56,3 +56,9 @@ class UnknownServerError(ProxmoxManagerError):
 
 class StateStoreError(ProxmoxManagerError):
     """The state DB cannot be opened, upgraded or written."""
+
+
+def problems_text(problems, where=''):
+    """One message for a call that checked everything first and found `problems`."""
+    return '%d problem%s%s, nothing was changed:\n  %s' % (
+        len(problems), '' if len(problems) == 1 else 's', where, '\n  '.join(problems))

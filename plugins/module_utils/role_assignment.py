@@ -18,6 +18,7 @@ import os
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     ConfigurationError,
     UnknownServerError,
+    problems_text,
 )
 from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import server_key
 
@@ -93,8 +94,7 @@ def load_entries(path):
         if entry.get('state') not in (None, 'present', 'absent'):
             problems.append('%s: state must be present or absent.' % where)
     if problems:
-        raise ConfigurationError('%d problem%s in servers_file, nothing was changed:\n  %s'
-                                 % (len(problems), '' if len(problems) == 1 else 's', '\n  '.join(problems)))
+        raise ConfigurationError(problems_text(problems, ' in servers_file'))
     return entries
 
 
@@ -159,9 +159,8 @@ def assign(store, resolved, check_mode, tool='server_role'):
 
 def require_valid(problems):
     if problems:
-        raise UnknownServerError('%d problem%s, nothing was changed:\n  %s'
-                                 % (len(problems), '' if len(problems) == 1 else 's', '\n  '.join(problems)),
-                                 problems)
+        raise UnknownServerError(problems_text(problems), problems)
+
 
 
 def sync(store, view, check_mode, tool='server_sync'):

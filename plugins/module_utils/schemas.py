@@ -161,7 +161,6 @@ _TYPE_TESTS = {
     'boolean': 'isinstance({v}, bool)',
     'null': '{v} is None',
 }
-_NUMBER = '(isinstance({v}, (int, float)) and not isinstance({v}, bool))'
 _ANNOTATIONS = frozenset(('$schema', '$id', '$comment', 'title', 'description', 'default', 'examples'))
 _KEYWORDS = frozenset(('type', 'required', 'properties', 'additionalProperties', 'propertyNames', 'items',
                        'minimum', 'maximum', 'minLength', 'maxLength', 'pattern', 'enum'))
@@ -208,7 +207,7 @@ def _emit(schema, v, src, depth):
         src.emit(depth, 'if not (%s): return False' % ' or '.join(_TYPE_TESTS[n].format(v=v) for n in names))
     for key, op in (('minimum', '<'), ('maximum', '>')):
         if key in schema:
-            src.emit(depth, 'if %s and %s %s %r: return False' % (_NUMBER.format(v=v), v, op, schema[key]))
+            src.emit(depth, 'if %s and %s %s %r: return False' % (_TYPE_TESTS['number'].format(v=v), v, op, schema[key]))
     for key, op in (('minLength', '<'), ('maxLength', '>')):
         if key in schema:
             src.emit(depth, 'if isinstance(%s, str) and len(%s) %s %d: return False' % (v, v, op, schema[key]))

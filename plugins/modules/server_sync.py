@@ -93,6 +93,7 @@ backup_file:
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import role_assignment
 from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base import ProxmoxManagerModule
+from ansible_collections.proxmox_manager.core.plugins.module_utils.proxmox_client import DEFAULT_MAX_WORKERS
 
 
 def _run(module):
@@ -107,7 +108,7 @@ def main():
         argument_spec=dict(
             include_templates=dict(type='bool', default=False),
             want_agent_ips=dict(type='bool', default=False),
-            max_workers=dict(type='int', default=16),
+            max_workers=dict(type='int', default=DEFAULT_MAX_WORKERS),
         ),
         backup=True,
         supports_check_mode=True,

@@ -36,15 +36,14 @@ def _roles() -> list:
     return role_catalog(str(ROOT / "roles"))
 
 
+def _local(tool: str) -> list:
+    """An ansible CLI of the venv against localhost over the local connection."""
+    return [str(BIN / tool), *(["localhost"] if tool == "ansible" else []), "-i", "localhost,", "-c", "local",
+            "-e", f"ansible_python_interpreter={BIN / 'python'}"]
+
+
 def _adhoc(args: dict, extra: list) -> list:
-    return [str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-            "-e", f"ansible_python_interpreter={BIN / 'python'}", *extra,
-            "-m", "proxmox_manager.core.server_role", "-a", json.dumps(args)]
-
-
-def _first_line(path) -> str:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return fh.readline().strip()
+    return [*_local("ansible"), *extra, "-m", "proxmox_manager.core.server_role", "-a", json.dumps(args)]
 
 
 def _rows_with_role(db, role_of: dict) -> int:
@@ -74,84 +73,50 @@ def run(runs: int, loop_calls: int) -> dict:
         env = base_env(**double.env())
         common = {"tfvars_path": str(double.tfvars), "roles_path": str(ROOT / "roles")}
 
-        def bulk(db, varsfile, what):
-            args = dict(common, servers="{{ bench_servers }}", state_db=str(db))
-            out = workdir / "last-bulk.out"
-            with open(out, "wb") as fh:
-                wall, _err, cpu = timed(_adhoc(args, ["-e", f"@{varsfile}"]), env, stdout=fh, what=what)
-            cpus[what].append(cpu)
-            return wall, _first_line(out)
-
-        def bulk_file(db, what):
-            # the same 10,000 entries, read by the module from servers_file
-            args = dict(common, servers_file=str(workdir / "servers.json"), state_db=str(db))
-            out = workdir / "last-bulk-file.out"
-            with open(out, "wb") as fh:
-                wall, _err, cpu = timed(_adhoc(args, []), env, stdout=fh, what=what)
-            cpus[what].append(cpu)
-            return wall, _first_line(out)
-
         pb_file = workdir / "bulk-file.yml"
         pb_file.write_text("\n".join([
             "- hosts: localhost", "  gather_facts: false", "  tasks:",
             "    - proxmox_manager.core.server_role:",
             f"        servers_file: {workdir / 'servers.json'}", "        state_db: '{{ bench_db }}'",
             f"        tfvars_path: {common['tfvars_path']}", f"        roles_path: {common['roles_path']}", ""]))
-
-        def run_playbook(path, extra, what):
-            out = workdir / "last-playbook.out"
-            with open(out, "wb") as fh:
-                wall, _err, cpu = timed([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                                         "-e", f"ansible_python_interpreter={BIN / 'python'}", *extra, str(path)],
-                                        env, stdout=fh, what=what)
-            cpus[what].append(cpu)
-            return wall, out.read_text(errors="replace")
-
         walls = {k: [] for k in ("bulk_first", "bulk_noop", "bulk_file_first", "bulk_file_noop", "bulk_file_pb",
                                  "single_adhoc", "startup_ping")}
         cpus = {k: [] for k in walls}
         checks = {}
+
+        def measure(what, cmd, expect=None):
+            """One timed process, recorded under `what`; an ad-hoc result must start with `expect`."""
+            out = workdir / f"last-{what}.out"
+            with open(out, "wb") as fh:
+                wall, _err, cpu = timed(cmd, env, stdout=fh, what=what)
+            text = out.read_text(errors="replace")
+            if expect and not text.startswith(expect):
+                raise BenchError(f"{what}: expected {expect!r}, got {text.splitlines()[:1]!r}")
+            walls[what].append(wall)
+            cpus[what].append(cpu)
+            return text
+
+        changed, unchanged = "localhost | CHANGED", "localhost | SUCCESS"
+        bulk_args = dict(common, servers="{{ bench_servers }}")
+        # the same 10,000 entries, read by the module from servers_file
+        file_args = dict(common, servers_file=str(workdir / "servers.json"))
         for r in range(runs):
             db = workdir / f"state-{r}" / "proxmox_manager.db"
-            wall, head = bulk(db, workdir / "assign.json", "bulk_first")
-            if not head.startswith("localhost | CHANGED"):
-                raise BenchError(f"bulk_first: expected CHANGED, got {head!r}")
+            bulk = _adhoc(dict(bulk_args, state_db=str(db)), ["-e", f"@{workdir / 'assign.json'}"])
+            measure("bulk_first", bulk, changed)
             checks["bulk_first_rows_with_role"] = _rows_with_role(db, {e["name"]: e["role"] for e in assign})
-            walls["bulk_first"].append(wall)
-            wall, head = bulk(db, workdir / "assign.json", "bulk_noop")
-            if not head.startswith("localhost | SUCCESS"):
-                raise BenchError(f"bulk_noop: expected SUCCESS (no change), got {head!r}")
-            walls["bulk_noop"].append(wall)
-            fdb = workdir / f"state-file-{r}" / "proxmox_manager.db"
-            wall, head = bulk_file(fdb, "bulk_file_first")
-            if not head.startswith("localhost | CHANGED"):
-                raise BenchError(f"bulk_file_first: expected CHANGED, got {head!r}")
-            walls["bulk_file_first"].append(wall)
-            wall, head = bulk_file(fdb, "bulk_file_noop")
-            if not head.startswith("localhost | SUCCESS"):
-                raise BenchError(f"bulk_file_noop: expected SUCCESS (no change), got {head!r}")
-            walls["bulk_file_noop"].append(wall)
+            measure("bulk_noop", bulk, unchanged)
+            from_file = _adhoc(dict(file_args, state_db=str(workdir / f"state-file-{r}" / "proxmox_manager.db")), [])
+            measure("bulk_file_first", from_file, changed)
+            measure("bulk_file_noop", from_file, unchanged)
             pb_db = workdir / f"state-pb-{r}" / "proxmox_manager.db"
-            wall, recap = run_playbook(pb_file, ["-e", f"bench_db={pb_db}"], "bulk_file_pb")
+            recap = measure("bulk_file_pb", [*_local("ansible-playbook"), "-e", f"bench_db={pb_db}", str(pb_file)])
             if "changed=1" not in recap or "failed=0" not in recap:
                 raise BenchError(f"bulk_file_pb: expected one changed task:\n{recap[-1500:]}")
-            walls["bulk_file_pb"].append(wall)
             one = reassign[r]  # another role: a real change on a DB of 10,000 rows
-            out = workdir / "last-single.out"
-            with open(out, "wb") as fh:
-                wall, _err, cpu = timed(_adhoc(dict(common, name=one["name"], role=one["role"], state_db=str(db)), []),
-                                        env, stdout=fh, what="single_adhoc")
-            cpus["single_adhoc"].append(cpu)
-            if not _first_line(out).startswith("localhost | CHANGED"):
-                raise BenchError(f"single_adhoc: expected CHANGED, got {_first_line(out)!r}")
-            walls["single_adhoc"].append(wall)
-            out = workdir / "last-ping.out"
-            with open(out, "wb") as fh:
-                wall, _err, cpu = timed([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-e",
-                                         f"ansible_python_interpreter={BIN / 'python'}", "-m", "ansible.builtin.ping"],
-                                        env, stdout=fh, what="startup_ping")
-            cpus["startup_ping"].append(cpu)
-            walls["startup_ping"].append(wall)
+            measure("single_adhoc", _adhoc(dict(common, name=one["name"], role=one["role"], state_db=str(db)), []),
+                    changed)
+            measure("startup_ping", [*_local("ansible"), "-m", "ansible.builtin.ping"])
             print(f"   round {r + 1}/{runs}  " + "  ".join(f"{k} {v[-1]:.2f} s" for k, v in walls.items()),
                   flush=True)
 
@@ -170,10 +135,8 @@ def run(runs: int, loop_calls: int) -> dict:
             "      loop: '{{ bench_servers }}'", ""]))
         out = workdir / "loop.out"
         with open(out, "wb") as fh:
-            loop_wall, _err, loop_cpu = timed([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                                               "-e", f"ansible_python_interpreter={BIN / 'python'}",
-                                               "-e", f"@{workdir / 'loop.json'}", str(playbook)],
-                                              env, stdout=fh, what="loop")
+            loop_wall, _err, loop_cpu = timed([*_local("ansible-playbook"), "-e", f"@{workdir / 'loop.json'}",
+                                               str(playbook)], env, stdout=fh, what="loop")
         recap = out.read_text(errors="replace")
         if recap.count("changed: [localhost] => (item=") != loop_calls or "failed=0" not in recap:
             raise BenchError(f"loop: expected {loop_calls} changed items:\n{recap[-1500:]}")
