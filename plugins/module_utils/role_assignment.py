@@ -162,7 +162,6 @@ def require_valid(problems):
         raise UnknownServerError(problems_text(problems), problems)
 
 
-
 def sync(store, view, check_mode, tool='server_sync'):
     """Reconcile the state DB with the merged view; (changed, result, diff).
 
