@@ -80,6 +80,9 @@ notes:
     restarts (its uptime drops), since turning the agent on takes a restart in Proxmox VE.
     C(ansible_host) is the first declared IP, else the first non-loopback IPv4 the guest reports.
   - A cache hit (O(cache=true)) makes no API call at all, not even a login.
+  - The state DB is read and written by one worker process forked at the start of the parse, so importing its
+    database library (about 0.2 s) runs on another CPU while the plugin waits on Proxmox; in a process that
+    already runs threads, where forking is unsafe, a worker thread does it instead.
 '''
 
 EXAMPLES = r'''
@@ -120,8 +123,6 @@ compose:
   ansible_user: "'debian' if 'debian' in pve_tags else 'root'"
 '''
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible import context
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
@@ -132,8 +133,8 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
     ProxmoxManagerError,
 )
 
-# The core (SQLAlchemy, requests) is imported in parse(), not here: Ansible loads every enabled
-# inventory plugin on each run, even `-i localhost,`, and those imports cost about 0.4 s.
+# The core (requests here, SQLAlchemy in the state worker) is imported in parse(), not here: Ansible loads
+# every enabled inventory plugin on each run, even `-i localhost,`, and those imports cost about 0.4 s.
 _SNAPSHOT = 'inventory'
 # Every hostvar costs Ansible time per host, so hosts carry only what the tfvars entry declares of the guest.
 _DECLARED_KEYS = ('cpu', 'memory', 'disks', 'network_devices')
@@ -142,7 +143,6 @@ _DECLARED_KEYS = ('cpu', 'memory', 'disks', 'network_devices')
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     NAME = 'proxmox_manager.core.proxmox'
-    _state = None
 
     def verify_file(self, path):
         return super(InventoryModule, self).verify_file(path) and path.endswith(('proxmox.yml', 'proxmox.yaml'))
@@ -150,104 +150,94 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        self._state = None
-        try:
-            records, cached_at = self._records(path, cache)
-            roles = self._applied_roles()
-        except ProxmoxManagerError as exc:
-            raise AnsibleParserError('proxmox_manager.core.proxmox: %s' % exc)
-        self._populate(records, roles, cached_at)
+        from ansible_collections.proxmox_manager.core.plugins.module_utils import state_worker
 
-    def _records(self, path, cache):
-        """Record dicts of the merged view, from the cache, Proxmox, or the state DB."""
+        state_db = self.get_option('state_db')
+        with state_worker.executor() as worker:
+            # Started first: the worker reads the state DB while this process talks to Proxmox.
+            state = worker.submit(state_worker.read_view, state_db, _SNAPSHOT)
+            try:
+                records, cached_at, live = self._records(path, cache, state)
+                roles = state_worker.result(state)[2]
+            except ProxmoxManagerError as exc:
+                raise AnsibleParserError('proxmox_manager.core.proxmox: %s' % exc)
+            # ansible-playbook --check writes nothing, not even the fallback snapshot.
+            recorded = None
+            if live and not context.CLIARGS.get('check'):
+                recorded = worker.submit(state_worker.record_view, state_db, _SNAPSHOT, records)
+            self._populate(records, roles, cached_at)
+            if recorded is not None:
+                try:
+                    state_worker.result(recorded)
+                except ProxmoxManagerError as exc:
+                    # The live view is still right; only the offline fallback suffers.
+                    self.display.warning('Could not record the view in the state DB: %s' % exc)
+
+    def _records(self, path, cache, state):
+        """(record dicts, cached_at, live) of the merged view, from the cache, Proxmox, or the state DB."""
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option('cache') and cache
         if use_cache:
             try:
-                return self._cache[cache_key], None
+                return self._cache[cache_key], None, False
             except KeyError:
                 pass
         try:
-            view = self._fetch()
+            view = self._fetch(state)
         except DeclarationError:
             raise
         except ProxmoxApiError as exc:
-            return self._fallback(exc)
+            return self._fallback(exc, state)
         for warning in view.warnings:
             self.display.warning(warning)
         records = [r.as_dict() for r in view]
-        self._record_snapshot(records)
         if self.get_option('cache'):
             self._cache[cache_key] = records
-        return records, None
+        return records, None, True
 
-    def _fetch(self):
-        from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client
+    def _fetch(self, state):
+        from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client, state_worker
+
+        def previous():
+            """The last recorded view by vmid: agent state and last known status."""
+            records = state_worker.result(state)[1] or []
+            return dict((r['vmid'], r) for r in records if r.get('vmid') is not None)
 
         options = dict((name, self.get_option(name)) for name in proxmox_client.CONNECTION_ARGSPEC)
-        client = proxmox_client.ProxmoxClient(options)
-        # The previous view needs the state store (SQLAlchemy: ~0.2 s to import): read it while
-        # this thread waits on Proxmox.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            previous = pool.submit(self._previous_view)
-            return merged_view.fetch_view(
-                client, self.get_option('tfvars_path'), include_templates=self.get_option('include_templates'),
-                want_ips=self.get_option('want_agent_ips'), max_workers=self.get_option('max_workers'),
-                previous=previous.result)
+        return merged_view.fetch_view(
+            proxmox_client.ProxmoxClient(options), self.get_option('tfvars_path'),
+            include_templates=self.get_option('include_templates'), want_ips=self.get_option('want_agent_ips'),
+            max_workers=self.get_option('max_workers'), previous=previous)
 
-    def _previous_view(self):
-        """The last recorded view by vmid: agent state and last known status."""
-        try:
-            records = self._store().load_snapshot(_SNAPSHOT)[1] or []
-        except ProxmoxManagerError:
-            return {}
-        return dict((r['vmid'], r) for r in records if r.get('vmid') is not None)
+    def _fallback(self, error, state):
+        from ansible_collections.proxmox_manager.core.plugins.module_utils import state_worker
 
-    def _store(self):
-        """One state store per parse: one engine and one schema check for all its reads and writes."""
-        if self._state is None:
-            from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store
-
-            self._state = state_store.StateStore(self.get_option('state_db'))
-        return self._state
-
-    def _record_snapshot(self, records):
-        if context.CLIARGS.get('check'):
-            return  # ansible-playbook --check writes nothing, not even the fallback snapshot
-        try:
-            store = self._store()
-            with store.writing() as conn:
-                store.save_snapshot(conn, _SNAPSHOT, records)
-        except ProxmoxManagerError as exc:
-            # The live view is still right; only the offline fallback suffers.
-            self.display.warning('Could not record the view in the state DB: %s' % exc)
-
-    def _fallback(self, error):
         if not self.get_option('offline_fallback') or self.get_option('strict'):
             raise error
-        taken_at, records = self._store().load_snapshot(_SNAPSHOT)
+        taken_at, records = state_worker.result(state)[:2]
         if records is None:
             raise ProxmoxApiError('%s There is no recorded view in the state DB to fall back on.' % error)
         self.display.warning(
             'PROXMOX UNREACHABLE, SERVING THE VIEW RECORDED AT %sZ (pve_source=cached, %d hosts): %s'
             % (taken_at.isoformat(timespec='seconds'), len(records), error))
-        return records, taken_at
-
-    def _applied_roles(self):
-        """{vmid or name: role} from the state DB; empty when there is no DB yet."""
-        roles = {}
-        for row in self._store().servers():
-            if row['role']:
-                roles[row['vmid'] if row['vmid'] is not None else row['name']] = row['role']
-        return roles
+        return records, taken_at, False
 
     def _populate(self, records, roles, cached_at):
         from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
 
         strict = self.get_option('strict')
         compose, groups, keyed = self.get_option('compose'), self.get_option('groups'), self.get_option('keyed_groups')
-        inventory, group = self.inventory, self._group
+        inventory = self.inventory
         want_declared = self.get_option('want_declared')
+        added = {}
+
+        def group(name, host):
+            # Each group is sanitised and added once, not once per member.
+            safe = added.get(name)
+            if safe is None:
+                safe = added[name] = inventory.add_group(self._sanitize_group_name(name))
+            inventory.add_child(safe, host)
+
         for data in records:
             record = merged_view.ServerRecord.from_dict(data)
             host = record.host
@@ -284,10 +274,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self._set_composite_vars(compose, allvars, host, strict=strict)
                 self._add_host_to_composed_groups(groups, allvars, host, strict=strict)
                 self._add_host_to_keyed_groups(keyed, allvars, host, strict=strict)
-
-    def _group(self, name, host):
-        name = self.inventory.add_group(self._sanitize_group_name(name))
-        self.inventory.add_child(name, host)
 
 
 def _declared_vars(entry):

@@ -341,6 +341,11 @@ class StateStore:
                                        sa.and_(servers.c.vmid.is_(None), servers.c.name.in_(names))))
         return [dict(r._mapping) for r in conn.execute(query)]
 
+    def applied_roles(self):
+        """{vmid, or name for a server without one: role} of the servers that have a role."""
+        return dict((row['vmid'] if row['vmid'] is not None else row['name'], row['role'])
+                    for row in self.servers() if row['role'])
+
     def upsert_servers(self, conn, rows, tool, roles=True, mark_missing=False):
         """Apply plan_servers() in the caller's write transaction; returns the plan."""
         plan = plan_servers(self.servers(conn, None if mark_missing else rows), rows, roles=roles,

@@ -7,6 +7,7 @@ cheaper and sees the same plugin code.
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -431,3 +432,47 @@ def test_guest_on_offline_node_keeps_its_last_known_status(double, build, config
     assert 'pve_last_status' not in inv.hostvars['AI-agent']
     inv = build(config())  # still offline: the last known status is carried on, not lost
     assert inv.hostvars['search-ct']['pve_last_status'] == 'running'
+
+
+# -- the state DB, read and written by a worker beside the parse ---------------------------------------
+# ansible-inventory (one thread) gets a forked worker process; an in-process parse, beside the double's
+# threads, gets a worker thread. Both must behave the same.
+
+@pytest.mark.parametrize('how', ['cli', 'in-process'])
+def test_locked_state_db_lists_every_host_and_warns(double, cli_env, tmp_path, config, build, monkeypatch, state_db,
+                                                    how):
+    monkeypatch.setenv('PROXMOX_MANAGER_DB_TIMEOUT', '1')
+
+    def listing():
+        if how == 'cli':
+            return cli_listing(write_config(tmp_path), cli_env(PROXMOX_MANAGER_DB_TIMEOUT='1'))
+        return build(config())
+
+    first = listing()
+    taken_at = StateStore(state_db).load_snapshot('inventory')[0]
+    holder = sqlite3.connect(state_db, isolation_level=None)
+    holder.execute('BEGIN IMMEDIATE')
+    try:
+        inv = listing()
+    finally:
+        holder.execute('ROLLBACK')
+        holder.close()
+    assert inv.hostvars == first.hostvars and inv.groups == first.groups
+    assert 'Could not record the view in the state DB' in inv.stderr and 'database is locked' in inv.stderr
+    assert 'Traceback' not in inv.stderr
+    assert StateStore(state_db).load_snapshot('inventory')[0] == taken_at  # the recorded view is untouched
+
+
+@pytest.mark.parametrize('how', ['cli', 'in-process'])
+def test_state_db_that_is_not_a_database_fails_clearly(double, cli_env, tmp_path, config, build, state_db, how):
+    from ansible.errors import AnsibleParserError
+    os.makedirs(os.path.dirname(state_db))
+    Path(state_db).write_bytes(b'this is not a database\n' * 200)
+    expected = 'proxmox_manager.core.proxmox: Cannot read the state DB %s: file is not a database' % state_db
+    if how == 'cli':
+        assert_clean_failure(cli(write_config(tmp_path), cli_env()), expected)
+    else:
+        with pytest.raises(AnsibleParserError) as info:
+            build(config())
+        assert expected in str(info.value)
+    assert Path(state_db).read_bytes() == b'this is not a database\n' * 200
