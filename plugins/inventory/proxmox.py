@@ -131,6 +131,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
     DeclarationError,
     ProxmoxApiError,
     ProxmoxManagerError,
+    StateStoreError,
 )
 
 # The core (requests here, SQLAlchemy in the state worker) is imported in parse(), not here: Ansible loads
@@ -214,7 +215,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         if not self.get_option('offline_fallback') or self.get_option('strict'):
             raise error
-        taken_at, records = state_worker.result(state)[:2]
+        try:
+            taken_at, records = state_worker.result(state)[:2]
+        except StateStoreError as exc:
+            raise ProxmoxApiError('%s The recorded view cannot be read either: %s' % (error, exc))
         if records is None:
             raise ProxmoxApiError('%s There is no recorded view in the state DB to fall back on.' % error)
         self.display.warning(

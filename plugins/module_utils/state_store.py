@@ -70,10 +70,12 @@ if HAS_SQLALCHEMY:
         sa.Column('absent_since', sa.DateTime),
         sa.Column('created_at', sa.DateTime, nullable=False),
         sa.Column('updated_at', sa.DateTime, nullable=False),
-        # One row per name while no vmid is known (declared, not created yet).
-        sa.Index('ux_servers_name_no_vmid', 'name', unique=True,
-                 sqlite_where=sa.text('vmid IS NULL'), postgresql_where=sa.text('vmid IS NULL')),
     )
+    # One row per name while no vmid is known (declared, not created yet). Plain DDL, the same on
+    # SQLite and PostgreSQL: a postgresql_where= index option would import that dialect (~25 ms) on every run.
+    event.listen(servers, 'after_create', sa.DDL(
+        'CREATE UNIQUE INDEX ux_servers_name_no_vmid ON servers (name) WHERE vmid IS NULL'
+    ).execute_if(dialect=('sqlite', 'postgresql')))
     datastores = sa.Table(
         'datastores', metadata,
         sa.Column('id', sa.String(100), primary_key=True),

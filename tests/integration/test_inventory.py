@@ -463,11 +463,15 @@ def test_locked_state_db_lists_every_host_and_warns(double, cli_env, tmp_path, c
     assert StateStore(state_db).load_snapshot('inventory')[0] == taken_at  # the recorded view is untouched
 
 
+def write_not_a_database(state_db):
+    os.makedirs(os.path.dirname(state_db))
+    Path(state_db).write_bytes(b'this is not a database\n' * 200)
+
+
 @pytest.mark.parametrize('how', ['cli', 'in-process'])
 def test_state_db_that_is_not_a_database_fails_clearly(double, cli_env, tmp_path, config, build, state_db, how):
     from ansible.errors import AnsibleParserError
-    os.makedirs(os.path.dirname(state_db))
-    Path(state_db).write_bytes(b'this is not a database\n' * 200)
+    write_not_a_database(state_db)
     expected = 'proxmox_manager.core.proxmox: Cannot read the state DB %s: file is not a database' % state_db
     if how == 'cli':
         assert_clean_failure(cli(write_config(tmp_path), cli_env()), expected)
@@ -476,3 +480,14 @@ def test_state_db_that_is_not_a_database_fails_clearly(double, cli_env, tmp_path
             build(config())
         assert expected in str(info.value)
     assert Path(state_db).read_bytes() == b'this is not a database\n' * 200
+
+
+def test_proxmox_error_and_an_unreadable_state_db_are_both_named(double, build, config, state_db):
+    from ansible.errors import AnsibleParserError
+    write_not_a_database(state_db)
+    double.add_fault(path='^/cluster/resources$', status=500)
+    with pytest.raises(AnsibleParserError) as info:
+        build(config(api_retries=0))
+    assert 'Proxmox answered HTTP 500' in str(info.value)
+    assert ('The recorded view cannot be read either: Cannot read the state DB %s: file is not a database'
+            % state_db) in str(info.value)

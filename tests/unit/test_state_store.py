@@ -144,6 +144,25 @@ def test_v1_db_of_the_original_app_upgrades_in_place_with_no_row_lost(tmp_path):
     with store.writing() as conn2:
         store.upsert_servers(conn2, [dict(name='worker', vmid=110), dict(name='worker', vmid=111)], 'test')
     assert len([r for r in store.servers() if r['name'] == 'worker']) == 2
+    assert_one_row_per_name_without_vmid(path)
+
+
+def assert_one_row_per_name_without_vmid(path):
+    conn = sqlite3.connect(path)
+    row = "INSERT INTO servers (name, vmid, present, created_at, updated_at) VALUES ('twin', %s, 1, '', '')"
+    conn.execute(row % 'NULL')
+    conn.execute(row % '300')
+    conn.execute(row % '301')  # guests sharing a name, each with its vmid, fit
+    with pytest.raises(sqlite3.IntegrityError, match='UNIQUE constraint failed: servers.name'):
+        conn.execute(row % 'NULL')
+    conn.close()
+
+
+def test_a_new_db_holds_one_row_per_name_without_vmid(tmp_path):
+    path = str(tmp_path / 'x.db')
+    with ss.StateStore(path).writing():
+        pass
+    assert_one_row_per_name_without_vmid(path)
 
 
 def test_newer_schema_is_refused(tmp_path):
