@@ -71,7 +71,8 @@ notes:
   - Host variables, all prefixed C(pve_), C(pve_vmid), C(pve_node), C(pve_type), C(pve_status),
     C(pve_tags) (list), C(pve_pool), C(pve_ips) (list), C(pve_source), C(pve_declared) (the C(cpu), C(memory),
     C(disks) and C(network_devices) of the tfvars entry; null for an undeclared guest), C(pve_declared_role)
-    (the C(role) of the tfvars entry), and C(pve_role) (the applied role from the state DB, when there is one).
+    (the C(role) of the tfvars entry), and C(pve_role) (the applied role from the state DB, set only when there is
+    one; use C(pve_role | default(none))).
   - C(pve_name) is set only when the host name differs from the Proxmox name, that is for guests sharing a
     name (C(<name>-<vmid>)); use C(pve_name | default(inventory_hostname)) for the Proxmox name of any host.
     A guest on an offline node keeps the C(unknown) status Proxmox reports, and its last known status in
@@ -83,6 +84,9 @@ notes:
   - The state DB is read and written by one worker process forked at the start of the parse, so importing its
     database library (about 0.2 s) runs on another CPU while the plugin waits on Proxmox; in a process that
     already runs threads, where forking is unsafe, a worker thread does it instead.
+  - Hosts are added while the IP lookups and that read run; a host waiting on a lookup gets C(pve_ips) and
+    C(ansible_host) when it answers, and every host its C(pve_role) once the read is done. A parse that fails
+    takes back every host and group it added, since Ansible would otherwise keep a half inventory.
 '''
 
 EXAMPLES = r'''
@@ -154,19 +158,29 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         from ansible_collections.proxmox_manager.core.plugins.module_utils import state_worker
 
         state_db = self.get_option('state_db')
+        added = _Added(self.inventory, self._sanitize_group_name)
         with state_worker.executor() as worker:
             # Started first: the worker reads the state DB while this process talks to Proxmox.
             state = worker.submit(state_worker.read_view, state_db, _SNAPSHOT)
             try:
-                records, cached_at, live = self._records(path, cache, state)
-                roles = state_worker.result(state)[2]
-            except ProxmoxManagerError as exc:
-                raise AnsibleParserError('proxmox_manager.core.proxmox: %s' % exc)
-            # ansible-playbook --check writes nothing, not even the fallback snapshot.
+                records, cached_at, pending, finish = self._records(path, cache, state)
+                # Hosts are added while the IP lookups and the state DB read run; only `pending` waits for them.
+                self._add_hosts(records, cached_at, pending, added)
+                finish()
+                self._complete(records, state_worker.result(state)[2], pending, added)
+            except Exception as exc:
+                added.undo()  # Ansible keeps what a failed source added: leave no half inventory
+                if isinstance(exc, ProxmoxManagerError):
+                    raise AnsibleParserError('proxmox_manager.core.proxmox: %s' % exc)
+                raise
+            # A live view is recorded; ansible-playbook --check writes nothing, not even the fallback snapshot.
             recorded = None
-            if live and not context.CLIARGS.get('check'):
-                recorded = worker.submit(state_worker.record_view, state_db, _SNAPSHOT, records)
-            self._populate(records, roles, cached_at)
+            if pending is not None:
+                snapshot = [r.as_dict() for r in records]
+                if self.get_option('cache'):
+                    self._cache[self.get_cache_key(path)] = snapshot
+                if not context.CLIARGS.get('check'):
+                    recorded = worker.submit(state_worker.record_view, state_db, _SNAPSHOT, snapshot)
             if recorded is not None:
                 try:
                     state_worker.result(recorded)
@@ -175,26 +189,26 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     self.display.warning('Could not record the view in the state DB: %s' % exc)
 
     def _records(self, path, cache, state):
-        """(record dicts, cached_at, live) of the merged view, from the cache, Proxmox, or the state DB."""
-        cache_key = self.get_cache_key(path)
-        use_cache = self.get_option('cache') and cache
-        if use_cache:
+        """(records, cached_at, pending, finish) of the merged view, from the cache, Proxmox, or the state DB.
+
+        For a live view, `pending` holds the host names whose records finish() completes (an IP lookup,
+        a last known status); it is None for a view that is complete already (the cache, the state DB).
+        """
+        if self.get_option('cache') and cache:
             try:
-                return self._cache[cache_key], None, False
+                return _from_dicts(self._cache[self.get_cache_key(path)]), None, None, _done
             except KeyError:
                 pass
         try:
-            view = self._fetch(state)
+            view, pending, finish = self._fetch(state)
         except DeclarationError:
             raise
         except ProxmoxApiError as exc:
-            return self._fallback(exc, state)
+            records, cached_at = self._fallback(exc, state)
+            return _from_dicts(records), cached_at, None, _done
         for warning in view.warnings:
             self.display.warning(warning)
-        records = [r.as_dict() for r in view]
-        if self.get_option('cache'):
-            self._cache[cache_key] = records
-        return records, None, True
+        return view.records, None, set(r.host for r in pending), finish
 
     def _fetch(self, state):
         from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client, state_worker
@@ -205,10 +219,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return dict((r['vmid'], r) for r in records if r.get('vmid') is not None)
 
         options = dict((name, self.get_option(name)) for name in proxmox_client.CONNECTION_ARGSPEC)
-        return merged_view.fetch_view(
-            proxmox_client.ProxmoxClient(options), self.get_option('tfvars_path'),
-            include_templates=self.get_option('include_templates'), want_ips=self.get_option('want_agent_ips'),
-            max_workers=self.get_option('max_workers'), previous=previous)
+        client = proxmox_client.ProxmoxClient(options)
+        view = merged_view.read_view(client, self.get_option('tfvars_path'),
+                                     include_templates=self.get_option('include_templates'))
+        pending, finish = merged_view.start_details(
+            client, view, want_ips=self.get_option('want_agent_ips'), max_workers=self.get_option('max_workers'),
+            previous=previous)
+        return view, pending, finish
 
     def _fallback(self, error, state):
         from ansible_collections.proxmox_manager.core.plugins.module_utils import state_worker
@@ -224,60 +241,115 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self.display.warning(
             'PROXMOX UNREACHABLE, SERVING THE VIEW RECORDED AT %sZ (pve_source=cached, %d hosts): %s'
             % (taken_at.isoformat(timespec='seconds'), len(records), error))
-        return records, taken_at, False
+        return records, taken_at
 
-    def _populate(self, records, roles, cached_at):
+    def _add_hosts(self, records, cached_at, pending, added):
+        """Each host with every variable and group that needs neither the lookups nor the applied roles."""
         from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
 
-        strict = self.get_option('strict')
-        compose, groups, keyed = self.get_option('compose'), self.get_option('groups'), self.get_option('keyed_groups')
         inventory = self.inventory
         want_declared = self.get_option('want_declared')
-        added = {}
-
-        def group(name, host):
-            # Each group is sanitised and added once, not once per member.
-            safe = added.get(name)
-            if safe is None:
-                safe = added[name] = inventory.add_group(self._sanitize_group_name(name))
-            inventory.add_child(safe, host)
-
-        for data in records:
-            record = merged_view.ServerRecord.from_dict(data)
-            host = record.host
-            inventory.add_host(host)
-            role = roles.get(record.vmid) if record.vmid is not None else None
-            role = role or roles.get(record.name)
+        pending = pending or ()
+        for record in records:
+            host = added.host(record.host)
             hostvars = dict(
                 pve_vmid=record.vmid, pve_node=record.node, pve_type=record.type, pve_status=record.status,
-                pve_tags=record.tags, pve_pool=record.pool, pve_ips=record.ips,
-                pve_source='cached' if cached_at else record.source, pve_declared_role=record.declared_role,
-                pve_role=role)
+                pve_tags=record.tags, pve_pool=record.pool,
+                pve_source='cached' if cached_at else record.source, pve_declared_role=record.declared_role)
             if want_declared:
                 hostvars['pve_declared'] = _declared_vars(record.declared)
             if host != record.name:
                 hostvars['pve_name'] = record.name
-            if record.ansible_host:
-                hostvars['ansible_host'] = record.ansible_host
-            if record.last_status:
-                hostvars['pve_last_status'] = record.last_status
+            if host not in pending:
+                hostvars.update(_detail_vars(record))
             for key, value in hostvars.items():
                 inventory.set_variable(host, key, value)
-            for prefix, value in (('role', role), ('node', record.node), ('status', record.status),
-                                  ('type', record.type), ('pool', record.pool)):
+            for prefix, value in (('node', record.node), ('status', record.status), ('type', record.type),
+                                  ('pool', record.pool)):
                 if value:
-                    group('%s_%s' % (prefix, value), host)
+                    added.member('%s_%s' % (prefix, value), host)
             for tag in record.tags:
-                group('tag_%s' % tag, host)
+                added.member('tag_%s' % tag, host)
             if record.source == merged_view.DECLARED_ONLY:
-                group('declared_only', host)
+                added.member('declared_only', host)
             elif record.source == merged_view.LIVE_ONLY:
-                group('undeclared', host)
+                added.member('undeclared', host)
+
+    def _complete(self, records, roles, pending, added):
+        """What waited: the pending records' details, the applied roles, then the constructed options."""
+        strict = self.get_option('strict')
+        compose, groups, keyed = self.get_option('compose'), self.get_option('groups'), self.get_option('keyed_groups')
+        inventory = self.inventory
+        pending = pending or ()
+        for record in records:
+            host = record.host
+            hostvars = _detail_vars(record) if host in pending else {}
+            role = roles.get(record.vmid) if record.vmid is not None else None
+            role = role or roles.get(record.name)
+            if role:
+                hostvars['pve_role'] = role
+                added.member('role_%s' % role, host)
+            for key, value in hostvars.items():
+                inventory.set_variable(host, key, value)
             if compose or groups or keyed:
                 allvars = inventory.get_host(host).get_vars()
                 self._set_composite_vars(compose, allvars, host, strict=strict)
                 self._add_host_to_composed_groups(groups, allvars, host, strict=strict)
                 self._add_host_to_keyed_groups(keyed, allvars, host, strict=strict)
+
+
+class _Added:
+    """Hosts and groups this parse adds, each group sanitised and added once, and taken back on failure."""
+
+    def __init__(self, inventory, sanitize):
+        self._inventory = inventory
+        self._sanitize = sanitize
+        self._groups = {}
+        self._new_hosts = []
+        self._new_groups = []
+
+    def host(self, name):
+        if name not in self._inventory.hosts:
+            self._new_hosts.append(name)
+        return self._inventory.add_host(name)
+
+    def member(self, name, host):
+        safe = self._groups.get(name)
+        if safe is None:
+            safe = self._sanitize(name)
+            if safe not in self._inventory.groups:
+                self._new_groups.append(safe)
+            self._groups[name] = self._inventory.add_group(safe)
+            safe = self._groups[name]
+        self._inventory.add_child(safe, host)
+
+    def undo(self):
+        for name in self._new_hosts:
+            self._inventory.remove_host(self._inventory.hosts[name])
+        for name in self._new_groups:
+            self._inventory.remove_group(self._inventory.groups[name])
+        self._new_hosts, self._new_groups = [], []
+
+
+def _from_dicts(records):
+    """ServerRecords of recorded dicts: the inventory cache, the state DB snapshot."""
+    from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
+
+    return [merged_view.ServerRecord.from_dict(data) for data in records]
+
+
+def _done():
+    """Nothing to wait for: a view from the cache or the state DB is complete."""
+
+
+def _detail_vars(record):
+    """The variables the IP lookups and the last known status decide."""
+    hostvars = dict(pve_ips=record.ips)
+    if record.ansible_host:
+        hostvars['ansible_host'] = record.ansible_host
+    if record.last_status:
+        hostvars['pve_last_status'] = record.last_status
+    return hostvars
 
 
 def _declared_vars(entry):

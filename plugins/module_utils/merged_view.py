@@ -15,6 +15,7 @@ __metaclass__ = type
 import difflib
 import json
 import os
+import threading
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     DeclarationError,
@@ -249,44 +250,75 @@ def _agent_known_off(record, before):
     return record.uptime is not None and before.get('uptime') is not None and record.uptime >= before['uptime']
 
 
-def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None):
-    """The merged view, live: one cluster call, then bounded IP lookups.
+def wants_lookup(record):
+    """A running live guest that declares no IP: only its agent (or the lxc interfaces call) can tell its IPs."""
+    return record.is_live and record.status == 'running' and not record.declared_ips and not record.template
 
-    IPs are asked only of running guests that declare none, and not of a guest
-    whose agent was off at the last look unless it restarted. A guest Proxmox
-    reports as `unknown` (its node is offline) keeps its last known status in
-    `last_status`. `previous` returns the last recorded view as
-    {vmid: record dict}; it is called only when one of those cases occurs.
+
+class _Previous:
+    """The last recorded view {vmid: record dict}, loaded once on first use, from any thread."""
+
+    def __init__(self, load):
+        self._load = load
+        self._lock = threading.Lock()
+        self._view = None
+
+    def get(self, vmid):
+        with self._lock:
+            if self._view is None:
+                self._view = (self._load() if self._load else None) or {}
+        return self._view.get(vmid)
+
+
+def read_view(client, tfvars=None, include_templates=False):
+    """The merged view from one cluster call, before any per-guest detail (see start_details).
+
     The tfvars file is read first so a malformed file fails before any API call.
     """
     declared = load_tfvars(tfvars)
     guests = client.cluster_resources('vm')
-    view = build_view(guests, declared, include_templates=include_templates)
-    lazy = {}
+    return build_view(guests, declared, include_templates=include_templates)
 
-    def _before(vmid):
-        if 'view' not in lazy:
-            lazy['view'] = (previous() if previous else None) or {}
-        return lazy['view'].get(vmid)
 
-    for record in view:
-        if record.is_live and record.status == 'unknown':
-            before = _before(record.vmid) or {}
-            record.last_status = before.get('last_status') if before.get('status') == 'unknown' else before.get('status')
-    if want_ips:
-        ask, skipped = [], []
-        for record in view:
-            if not (record.is_live and record.status == 'running' and not record.declared_ips and not record.template):
-                continue
-            if record.type == 'qemu' and _agent_known_off(record, _before(record.vmid)):
-                skipped.append(record)
-            else:
-                ask.append(record)
-        found = client.guests_ips([dict(vmid=r.vmid, node=r.node, type=r.type) for r in ask], max_workers=max_workers)
+def start_details(client, view, want_ips=False, max_workers=None, previous=None):
+    """Start the per-guest details of a view; (pending records, finish).
+
+    IPs are asked only of running guests that declare none (wants_lookup), in
+    the background, and not of a guest whose agent was off at the last look
+    unless it restarted. A guest Proxmox reports as `unknown` (its node is
+    offline) keeps its last known status in `last_status`. `previous` returns
+    the last recorded view as {vmid: record dict}; the lookup threads call it,
+    so the caller can work on the other records while it loads. finish() waits
+    and fills the pending records in; until then only they may change.
+    """
+    before = _Previous(previous)
+    ask = [r for r in view if wants_lookup(r)] if want_ips else []
+    unknown = [r for r in view if r.is_live and r.status == 'unknown']
+    by_vmid = dict((r.vmid, r) for r in ask)
+
+    def should_ask(guest):
+        record = by_vmid[guest['vmid']]
+        return not (record.type == 'qemu' and _agent_known_off(record, before.get(record.vmid)))
+
+    found = client.start_guests_ips([dict(vmid=r.vmid, node=r.node, type=r.type) for r in ask],
+                                    max_workers=max_workers, should_ask=should_ask)
+
+    def finish():
+        ips = found()
         for record in ask:
-            record.ips = found.get(record.vmid, [])
-            if record.vmid in client.agent_off:
+            record.ips = ips.get(record.vmid, [])
+            # not asked (known off), or answered "agent not running"
+            if record.vmid not in ips or record.vmid in client.agent_off:
                 record.agent = False
-        for record in skipped:
-            record.agent = False
-    return view
+        for record in unknown:
+            last = before.get(record.vmid) or {}
+            record.last_status = last.get('last_status') if last.get('status') == 'unknown' else last.get('status')
+        return view
+
+    return ask + [r for r in unknown if r.vmid not in by_vmid], finish
+
+
+def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None):
+    """The merged view, live and complete: read_view, then its details (start_details)."""
+    view = read_view(client, tfvars, include_templates=include_templates)
+    return start_details(client, view, want_ips=want_ips, max_workers=max_workers, previous=previous)[1]()

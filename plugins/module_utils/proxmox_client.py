@@ -139,7 +139,8 @@ class ProxmoxClient:
         else:
             self._verify = True
         self._api = None
-        # vmids whose guest agent answered "not running" (see merged_view.fetch_view)
+        self._pool_size = DEFAULT_MAX_WORKERS
+        # vmids whose guest agent answered "not running" (see merged_view.start_details)
         self.agent_off = set()
 
     @property
@@ -170,16 +171,16 @@ class ProxmoxClient:
         if self._verify is False:
             # The user asked for no verification; don't spam every request.
             requests.packages.urllib3.disable_warnings()
-        return self._with_retries('/access/ticket', lambda: ProxmoxAPI(self.host, **kwargs))
+        api = self._with_retries('/access/ticket', lambda: ProxmoxAPI(self.host, **kwargs))
+        # Room for the concurrent IP lookups from the start, so the connection of the first call is reused.
+        _mount_pool(api, self._pool_size)
+        return api
 
     @property
     def api(self):
         if self._api is None:
             self._api = self._connect()
         return self._api
-
-    def _session(self):
-        return self.api._store['session']  # pylint: disable=protected-access
 
     def _with_retries(self, path, call, retry=True):
         attempts = 1 + (self.retries if retry else 0)
@@ -260,20 +261,48 @@ class ProxmoxClient:
 
     def guests_ips(self, guests, max_workers=None):
         """guest_ips for many guests, concurrently and bounded; {vmid: [ip, ...]}."""
+        return self.start_guests_ips(guests, max_workers=max_workers)()
+
+    def start_guests_ips(self, guests, max_workers=None, should_ask=None):
+        """Start guests_ips in background threads; returns a function that waits for {vmid: [ip, ...]}.
+
+        `should_ask(guest)`, when given, runs in a lookup thread before the call (it may wait for
+        something); a guest it refuses is asked nothing and left out of the answer.
+        """
         guests = list(guests)
         if not guests:
-            return {}
+            return dict
         workers = max(1, min(int(max_workers or DEFAULT_MAX_WORKERS), len(guests)))
         self._size_pool(workers)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(self.guest_ips, guests)
-            return dict((g['vmid'], ips) for g, ips in zip(guests, results))
+        pool = ThreadPoolExecutor(max_workers=workers)
+
+        def one(guest):
+            if should_ask is not None and not should_ask(guest):
+                return None
+            return self.guest_ips(guest)
+
+        futures = [pool.submit(one, guest) for guest in guests]
+
+        def wait():
+            try:
+                answers = [(guest['vmid'], future.result()) for guest, future in zip(guests, futures)]
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            return dict((vmid, ips) for vmid, ips in answers if ips is not None)
+        return wait
 
     def _size_pool(self, workers):
-        # requests keeps 10 connections per host; more workers would just wait.
-        if workers > 10:
-            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=workers)
-            self._session().mount('https://', adapter)
+        # requests keeps 10 connections per host; more workers would just wait. Sized before the
+        # first request where possible (see _connect), since a new adapter drops open connections.
+        if workers > self._pool_size:
+            self._pool_size = workers
+            _mount_pool(self.api, workers)
+
+
+def _mount_pool(api, size):
+    """Let proxmoxer's requests session keep `size` connections to the host."""
+    session = api._store['session']  # pylint: disable=protected-access
+    session.mount('https://', requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=size))
 
 
 def _login_status(exc):

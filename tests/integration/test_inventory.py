@@ -8,6 +8,7 @@ cheaper and sees the same plugin code.
 import json
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -188,7 +189,7 @@ def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, stat
     assert inv.groups_with('role_') == {'role_db': ['build-box'], 'role_ftp': ['worker-111'],
                                         'role_monitoring': ['AI-agent'], 'role_web': ['web-02']}
     assert hv['AI-agent']['pve_role'] == 'monitoring' and hv['AI-agent']['pve_declared_role'] == 'web'
-    assert hv['worker-111']['pve_role'] == 'ftp' and hv['worker-110']['pve_role'] is None
+    assert hv['worker-111']['pve_role'] == 'ftp' and 'pve_role' not in hv['worker-110']  # only when there is one
 
     # duplicate names: two hosts and a warning
     assert 'worker' not in hv
@@ -420,6 +421,58 @@ def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(double, build
     inv = build(config())
     assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1}
     assert inv.hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
+
+
+def test_details_do_not_hold_up_the_hosts_while_the_previous_view_loads(double, tfvars):
+    from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
+    from ansible_collections.proxmox_manager.core.plugins.module_utils.proxmox_client import ProxmoxClient
+    release = threading.Event()
+
+    def previous():
+        assert release.wait(10)  # a start_details that waited for this would time out here
+        return {}
+
+    client = ProxmoxClient(connection_options(double))
+    view = merged_view.read_view(client, str(tfvars))
+    pending, finish = merged_view.start_details(client, view, want_ips=True, previous=previous)
+    assert [r.host for r in pending] == ['worker-110']  # the one running guest without a declared IP
+    assert view.by_host['worker-110'].ips == []  # not filled in before finish()
+    release.set()
+    assert finish() is view and view.by_host['worker-110'].ips == ['10.10.0.60']
+    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1}
+
+
+def parse_into_new_inventory(inventory_loader, config):
+    """Parse in-process into an InventoryData of its own; (inventory, error or None)."""
+    from ansible.errors import AnsibleError
+    from ansible.inventory.data import InventoryData
+    from ansible.parsing.dataloader import DataLoader
+    inventory = InventoryData()
+    try:
+        inventory_loader.get(PLUGIN).parse(inventory, DataLoader(), str(config), cache=False)
+    except AnsibleError as exc:
+        return inventory, exc
+    return inventory, None
+
+
+@pytest.mark.parametrize('trouble', ['state DB is not a database', 'lookup refused (403)', 'strict compose'])
+def test_a_failed_parse_leaves_no_half_inventory(double, config, state_db, inventory_loader, trouble):
+    options = {}
+    if trouble == 'state DB is not a database':
+        write_not_a_database(state_db)
+        expected = 'file is not a database'
+    elif trouble == 'lookup refused (403)':
+        double.add_fault(path='/agent/network-get-interfaces$', status=403)
+        expected = 'HTTP 403'
+    else:
+        options = dict(strict=True, compose={'ansible_user': 'pve_no_such_var.user'})
+        expected = 'pve_no_such_var'
+    inventory, error = parse_into_new_inventory(inventory_loader, config(**options))
+    assert error is not None and expected in str(error)
+    # Hosts were being added while the lookups and the state DB read ran; Ansible keeps what a failed
+    # source added, so the plugin takes every one of them back.
+    assert inventory.hosts == {} and sorted(inventory.groups) == ['all', 'ungrouped']
+    assert inventory.groups['all'].child_groups == [inventory.groups['ungrouped']]
 
 
 def test_guest_on_offline_node_keeps_its_last_known_status(double, build, config):

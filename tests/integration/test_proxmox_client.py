@@ -298,3 +298,33 @@ def test_guests_ips_runs_concurrently_and_bounded(double, monkeypatch):
     assert sorted(found) == sorted(r['vmid'] for r in refs)
     assert state['peak'] == workers
     assert double.counters()['total'] == len(refs)
+
+
+def test_start_guests_ips_returns_at_once_and_asks_only_what_should_ask_allows(double):
+    release = threading.Event()
+    consulted = []
+
+    def should_ask(guest):
+        # Runs in a lookup thread: waiting here must not hold up the caller of start_guests_ips.
+        assert release.wait(10)
+        consulted.append(guest['vmid'])
+        return guest['vmid'] != 103
+
+    client = ProxmoxClient(connection_options(double))
+    wait = client.start_guests_ips([guest_ref(double, v) for v in (100, 103, 200)], max_workers=2,
+                                   should_ask=should_ask)
+    assert double.counters()['total'] == 0  # nothing asked yet: every lookup waits on should_ask
+    release.set()
+    assert wait() == {100: ['10.10.0.50'], 200: ['10.10.0.70']}  # 103 refused: left out, never asked
+    assert sorted(consulted) == [100, 103, 200]
+    assert calls(double) == {AGENT: 1, LXC_IFACES: 1}
+
+
+def test_first_request_connection_is_reused_by_the_lookups(double):
+    client = ProxmoxClient(connection_options(double))
+    client.cluster_resources('vm')
+    session = client.api._store['session']  # pylint: disable=protected-access
+    pool = session.get_adapter(double.url).poolmanager
+    assert pool.connection_pool_kw['maxsize'] == 16  # sized before the first request, not after
+    client.guests_ips([guest_ref(double, 100)], max_workers=16)
+    assert session.get_adapter(double.url).poolmanager is pool  # no new adapter dropped the open connection

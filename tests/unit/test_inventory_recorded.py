@@ -44,14 +44,14 @@ def asked(monkeypatch, recorded):
         assert kind == 'vm'
         return json.loads(json.dumps(recorded))
 
-    def guests_ips(self, guests, max_workers=None):
-        guests = list(guests)
+    def start_guests_ips(self, guests, max_workers=None, should_ask=None):
+        guests = [g for g in guests if should_ask is None or should_ask(g)]
         asked.extend(g['vmid'] for g in guests)
-        return dict((g['vmid'], RECORDED_IPS[g['vmid']]) for g in guests)
+        return lambda: dict((g['vmid'], RECORDED_IPS[g['vmid']]) for g in guests)
 
     monkeypatch.setattr(proxmox_client.ProxmoxClient, '_connect', no_http)
     monkeypatch.setattr(proxmox_client.ProxmoxClient, 'cluster_resources', cluster_resources)
-    monkeypatch.setattr(proxmox_client.ProxmoxClient, 'guests_ips', guests_ips)
+    monkeypatch.setattr(proxmox_client.ProxmoxClient, 'start_guests_ips', start_guests_ips)
     return asked
 
 
@@ -147,5 +147,5 @@ def test_applied_roles_from_the_state_db(populate):
                                     dict(name='web-02', role='web')], tool='test')
     hostvars, groups = populate(want_agent_ips=False)[:2]
     assert groups['role_db'] == ['db-01'] and groups['role_was'] == ['worker-111'] and groups['role_web'] == ['web-02']
-    assert hostvars['worker-111']['pve_role'] == 'was' and hostvars['worker-110']['pve_role'] is None
-    assert hostvars['AI-agent']['pve_role'] is None and hostvars['AI-agent']['pve_declared_role'] == 'web'
+    assert hostvars['worker-111']['pve_role'] == 'was' and 'pve_role' not in hostvars['worker-110']
+    assert 'pve_role' not in hostvars['AI-agent'] and hostvars['AI-agent']['pve_declared_role'] == 'web'
