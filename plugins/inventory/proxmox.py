@@ -163,7 +163,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             # Started first: the worker reads the state DB while this process talks to Proxmox.
             state = worker.submit(state_worker.read_view, state_db, _SNAPSHOT)
             try:
-                records, cached_at, pending, finish = self._records(path, cache, state)
+                records, cached_at, pending, finish = self._records(path, cache, state, worker)
                 # Hosts are added while the IP lookups and the state DB read run; only `pending` waits for them.
                 self._add_hosts(records, cached_at, pending, added)
                 finish()
@@ -188,7 +188,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     # The live view is still right; only the offline fallback suffers.
                     self.display.warning('Could not record the view in the state DB: %s' % exc)
 
-    def _records(self, path, cache, state):
+    def _records(self, path, cache, state, worker):
         """(records, cached_at, pending, finish) of the merged view, from the cache, Proxmox, or the state DB.
 
         For a live view, `pending` holds the host names whose records finish() completes (an IP lookup,
@@ -204,7 +204,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except DeclarationError:
             raise
         except ProxmoxApiError as exc:
-            records, cached_at = self._fallback(exc, state)
+            records, cached_at = self._fallback(exc, state, worker)
             return _from_dicts(records), cached_at, None, _done
         for warning in view.warnings:
             self.display.warning(warning)
@@ -214,9 +214,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client, state_worker
 
         def previous():
-            """The last recorded view by vmid: agent state and last known status."""
-            records = state_worker.result(state)[1] or []
-            return dict((r['vmid'], r) for r in records if r.get('vmid') is not None)
+            """What the last recorded view says of each guest: agent state and last known status."""
+            return state_worker.result(state)[1]
 
         options = dict((name, self.get_option(name)) for name in proxmox_client.CONNECTION_ARGSPEC)
         client = proxmox_client.ProxmoxClient(options)
@@ -227,13 +226,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             previous=previous)
         return view, pending, finish
 
-    def _fallback(self, error, state):
+    def _fallback(self, error, state, worker):
         from ansible_collections.proxmox_manager.core.plugins.module_utils import state_worker
 
         if not self.get_option('offline_fallback') or self.get_option('strict'):
             raise error
         try:
-            taken_at, records = state_worker.result(state)[:2]
+            state_worker.result(state)  # a state DB that cannot be read says so here
+            taken_at, records = state_worker.result(
+                worker.submit(state_worker.read_snapshot, self.get_option('state_db'), _SNAPSHOT))
         except StateStoreError as exc:
             raise ProxmoxApiError('%s The recorded view cannot be read either: %s' % (error, exc))
         if records is None:

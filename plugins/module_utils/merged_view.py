@@ -30,6 +30,8 @@ DECLARED_ONLY = 'declared'
 DEFAULT_TFVARS = os.path.join('terraform', 'terraform.tfvars.json')
 TFVARS_ENV = 'PROXMOX_MANAGER_TFVARS'
 
+# What the per-guest details of a build need to remember of the last one.
+_DETAIL_FIELDS = ('agent', 'uptime', 'status', 'last_status')
 _RECORD_FIELDS = ('host', 'name', 'vmid', 'node', 'type', 'status', 'template', 'tags', 'pool',
                   'source', 'declared', 'ips', 'maxcpu', 'maxmem', 'maxdisk', 'uptime', 'agent', 'last_status')
 
@@ -250,6 +252,12 @@ def _agent_known_off(record, before):
     return record.uptime is not None and before.get('uptime') is not None and record.uptime >= before['uptime']
 
 
+def previous_details(records):
+    """What start_details needs of the last recorded view (record dicts): {vmid: agent, uptime, status, last status}."""
+    return dict((r['vmid'], dict((key, r.get(key)) for key in _DETAIL_FIELDS))
+                for r in records if r.get('vmid') is not None)
+
+
 def wants_lookup(record):
     """A running live guest that declares no IP: only its agent (or the lxc interfaces call) can tell its IPs."""
     return record.is_live and record.status == 'running' and not record.declared_ips and not record.template
@@ -287,7 +295,7 @@ def start_details(client, view, want_ips=False, max_workers=None, previous=None)
     the background, and not of a guest whose agent was off at the last look
     unless it restarted. A guest Proxmox reports as `unknown` (its node is
     offline) keeps its last known status in `last_status`. `previous` returns
-    the last recorded view as {vmid: record dict}; the lookup threads call it,
+    the last recorded view as previous_details() gives it; the lookup threads call it,
     so the caller can work on the other records while it loads. finish() waits
     and fills the pending records in; until then only they may change.
     """

@@ -41,10 +41,22 @@ def result(future):
 
 
 def read_view(url, name):
-    """(taken_at, records, applied roles) of the state DB at `url`: the last view recorded as `name`."""
+    """(taken_at, details, applied roles) of the state DB at `url`.
+
+    `details` is merged_view.previous_details() of the last view recorded as `name` (None when there is
+    none): a few fields a guest, so that little crosses back to the caller while it is busy.
+    """
+    from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
+
     store = _store(url)
     taken_at, records = store.load_snapshot(name)
-    return taken_at, records, store.applied_roles()
+    details = None if records is None else merged_view.previous_details(records)
+    return taken_at, details, store.applied_roles()
+
+
+def read_snapshot(url, name):
+    """(taken_at, records) of the last view recorded as `name`, or (None, None)."""
+    return _store(url).load_snapshot(name)
 
 
 def record_view(url, name, records):

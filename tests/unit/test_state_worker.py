@@ -55,8 +55,11 @@ def test_records_and_reads_the_view_and_roles(tmp_path, kind):
     with _executor(kind) as worker:
         assert worker.submit(state_worker.read_view, url, 'inventory').result()[1] is None
         state_worker.result(worker.submit(state_worker.record_view, url, 'inventory', RECORDS))
-        taken_at, records, roles = state_worker.result(worker.submit(state_worker.read_view, url, 'inventory'))
-    assert taken_at is not None and records == RECORDS
+        taken_at, details, roles = state_worker.result(worker.submit(state_worker.read_view, url, 'inventory'))
+        snapshot = state_worker.result(worker.submit(state_worker.read_snapshot, url, 'inventory'))
+    assert snapshot == (taken_at, RECORDS)
+    # only what the next build's details need crosses back, by vmid (a server without one has none)
+    assert taken_at is not None and details == {101: dict(agent=None, uptime=None, status='running', last_status=None)}
     assert roles == {101: 'web', 'db-01': 'db'}  # by vmid, else by name; servers without a role left out
 
 
