@@ -219,8 +219,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         options = dict((name, self.get_option(name)) for name in proxmox_client.CONNECTION_ARGSPEC)
         client = proxmox_client.ProxmoxClient(options)
-        view = merged_view.read_view(client, self.get_option('tfvars_path'),
-                                     include_templates=self.get_option('include_templates'))
+        view = merged_view.fetch_listing(client, self.get_option('tfvars_path'),
+                                         include_templates=self.get_option('include_templates'))
         pending, finish = merged_view.start_details(
             client, view, want_ips=self.get_option('want_agent_ips'), max_workers=self.get_option('max_workers'),
             previous=previous)

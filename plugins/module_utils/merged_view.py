@@ -264,7 +264,7 @@ def wants_lookup(record):
 
 
 class _Previous:
-    """The last recorded view {vmid: record dict}, loaded once on first use, from any thread."""
+    """The last recorded view as previous_details() gives it, loaded once on first use, from any thread."""
 
     def __init__(self, load):
         self._load = load
@@ -278,8 +278,8 @@ class _Previous:
         return self._view.get(vmid)
 
 
-def read_view(client, tfvars=None, include_templates=False):
-    """The merged view from one cluster call, before any per-guest detail (see start_details).
+def fetch_listing(client, tfvars=None, include_templates=False):
+    """The merged view from tfvars and one cluster call, before any per-guest detail (see start_details).
 
     The tfvars file is read first so a malformed file fails before any API call.
     """
@@ -295,9 +295,9 @@ def start_details(client, view, want_ips=False, max_workers=None, previous=None)
     the background, and not of a guest whose agent was off at the last look
     unless it restarted. A guest Proxmox reports as `unknown` (its node is
     offline) keeps its last known status in `last_status`. `previous` returns
-    the last recorded view as previous_details() gives it; the lookup threads call it,
-    so the caller can work on the other records while it loads. finish() waits
-    and fills the pending records in; until then only they may change.
+    the last recorded view as previous_details() gives it; the lookup threads
+    call it, so the caller can work on the other records while it loads.
+    finish() waits and fills the pending records in; only they change.
     """
     before = _Previous(previous)
     ask = [r for r in view if wants_lookup(r)] if want_ips else []
@@ -327,6 +327,6 @@ def start_details(client, view, want_ips=False, max_workers=None, previous=None)
 
 
 def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None):
-    """The merged view, live and complete: read_view, then its details (start_details)."""
-    view = read_view(client, tfvars, include_templates=include_templates)
+    """The merged view, live and complete: fetch_listing, then its details (start_details)."""
+    view = fetch_listing(client, tfvars, include_templates=include_templates)
     return start_details(client, view, want_ips=want_ips, max_workers=max_workers, previous=previous)[1]()

@@ -433,7 +433,7 @@ def test_details_do_not_hold_up_the_hosts_while_the_previous_view_loads(double, 
         return {}
 
     client = ProxmoxClient(connection_options(double))
-    view = merged_view.read_view(client, str(tfvars))
+    view = merged_view.fetch_listing(client, str(tfvars))
     pending, finish = merged_view.start_details(client, view, want_ips=True, previous=previous)
     assert [r.host for r in pending] == ['worker-110']  # the one running guest without a declared IP
     assert view.by_host['worker-110'].ips == []  # not filled in before finish()
