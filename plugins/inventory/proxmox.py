@@ -21,8 +21,9 @@ description:
   - Templates are not servers unless O(include_templates=true).
   - IPs are asked of the guest agent (qemu) or the interfaces call (lxc) only for running guests that declare
     no IP, concurrently, at most O(max_workers) at a time.
-  - Each successful build is recorded in the state DB. When Proxmox cannot be reached, times out or errors,
-    the last recorded view is served with a loud warning (see O(offline_fallback)).
+  - Each successful build is recorded in the state DB under the cluster's O(api_host) and O(api_port), so
+    sources for several clusters can share one state DB. When Proxmox cannot be reached, times out or errors,
+    the last view recorded for that cluster is served with a loud warning (see O(offline_fallback)).
   - Uses a configuration file whose name ends in C(proxmox.yml) or C(proxmox.yaml).
 extends_documentation_fragment:
   - ansible.builtin.constructed
@@ -140,7 +141,8 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
 
 # The core (requests here, SQLAlchemy in the state worker) is imported in parse(), not here: Ansible loads
 # every enabled inventory plugin on each run, even `-i localhost,`, and those imports cost about 0.4 s.
-_SNAPSHOT = 'inventory'
+# The recorded view is named by the cluster it came from, so several sources on one state DB keep theirs apart.
+_SNAPSHOT = 'inventory@%s:%s'
 # Every hostvar costs Ansible time per host, so hosts carry only what the tfvars entry declares of the guest.
 _DECLARED_KEYS = ('cpu', 'memory', 'disks', 'network_devices')
 
@@ -157,13 +159,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._read_config_data(path)
         from ansible_collections.proxmox_manager.core.plugins.module_utils import state_worker
 
-        state_db = self.get_option('state_db')
+        # (state DB, name of this cluster's recorded view)
+        snapshot = (self.get_option('state_db'), _SNAPSHOT % (self.get_option('api_host'), self.get_option('api_port')))
         added = _Added(self.inventory, self._sanitize_group_name)
         with state_worker.executor() as worker:
             # Started first: the worker reads the state DB while this process talks to Proxmox.
-            state = worker.submit(state_worker.read_view, state_db, _SNAPSHOT)
+            state = worker.submit(state_worker.read_view, *snapshot)
             try:
-                records, cached_at, pending, finish = self._records(path, cache, state, worker)
+                records, cached_at, pending, finish = self._records(path, cache, state, worker, snapshot)
                 # Hosts are added while the IP lookups and the state DB read run; only `pending` waits for them.
                 self._add_hosts(records, cached_at, pending, added)
                 finish()
@@ -176,11 +179,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             # A live view is recorded; ansible-playbook --check writes nothing, not even the fallback snapshot.
             recorded = None
             if pending is not None:
-                snapshot = [r.as_dict() for r in records]
+                view = [r.as_dict() for r in records]
                 if self.get_option('cache'):
-                    self._cache[self.get_cache_key(path)] = snapshot
+                    self._cache[self.get_cache_key(path)] = view
                 if not context.CLIARGS.get('check'):
-                    recorded = worker.submit(state_worker.record_view, state_db, _SNAPSHOT, snapshot)
+                    recorded = worker.submit(state_worker.record_view, *snapshot, view)
             if recorded is not None:
                 try:
                     state_worker.result(recorded)
@@ -188,7 +191,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     # The live view is still right; only the offline fallback suffers.
                     self.display.warning('Could not record the view in the state DB: %s' % exc)
 
-    def _records(self, path, cache, state, worker):
+    def _records(self, path, cache, state, worker, snapshot):
         """(records, cached_at, pending, finish) of the merged view, from the cache, Proxmox, or the state DB.
 
         For a live view, `pending` holds the host names whose records finish() completes (an IP lookup,
@@ -204,7 +207,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except DeclarationError:
             raise
         except ProxmoxApiError as exc:
-            records, cached_at = self._fallback(exc, state, worker)
+            records, cached_at = self._fallback(exc, state, worker, snapshot)
             return _from_dicts(records), cached_at, None, _done
         for warning in view.warnings:
             self.display.warning(warning)
@@ -226,15 +229,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             previous=previous)
         return view, pending, finish
 
-    def _fallback(self, error, state, worker):
+    def _fallback(self, error, state, worker, snapshot):
         from ansible_collections.proxmox_manager.core.plugins.module_utils import state_worker
 
         if not self.get_option('offline_fallback') or self.get_option('strict'):
             raise error
         try:
             state_worker.result(state)  # a state DB that cannot be read says so here
-            taken_at, records = state_worker.result(
-                worker.submit(state_worker.read_snapshot, self.get_option('state_db'), _SNAPSHOT))
+            taken_at, records = state_worker.result(worker.submit(state_worker.read_snapshot, *snapshot))
         except StateStoreError as exc:
             raise ProxmoxApiError('%s The recorded view cannot be read either: %s' % (error, exc))
         if records is None:

@@ -125,6 +125,11 @@ def config(tmp_path, double, state_db, tfvars):
     return _config
 
 
+def recorded_view(state_db, double):
+    """(taken_at, records) the plugin recorded for the cluster of this double."""
+    return StateStore(state_db).load_snapshot('inventory@%s:%s' % (double.host, double.port))
+
+
 def lookups_expected(cluster, declared):
     """{path: n} of the IP lookups the plugin should make: running guests without a declared IP."""
     from ansible_collections.proxmox_manager.core.plugins.module_utils.merged_view import declared_ips
@@ -199,7 +204,7 @@ def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, stat
     assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1, LXC_IFACES: 1}
 
     # the build was recorded for the offline fallback
-    taken_at, snapshot = StateStore(state_db).load_snapshot('inventory')
+    taken_at, snapshot = recorded_view(state_db, double)
     assert taken_at is not None and sorted(r['host'] for r in snapshot) == sorted(hv)
 
 
@@ -475,6 +480,18 @@ def test_a_failed_parse_leaves_no_half_inventory(double, config, state_db, inven
     assert inventory.groups['all'].child_groups == [inventory.groups['ungrouped']]
 
 
+def test_two_clusters_on_one_state_db_keep_their_recorded_views_apart(double, make_double, build, config, tmp_path):
+    other = make_double(generate_cluster(nodes=1, guests=4, seed=3))
+    empty = tmp_path / 'empty.tfvars.json'
+    empty.write_text('{"servers": {}}')
+    first = build(config(api_retries=0, api_timeout=1))
+    second = build(config(other, tfvars_path=str(empty), api_retries=0, api_timeout=1))
+    assert not set(first.hostvars) & set(second.hostvars)
+    double.add_fault(path='^/cluster/resources$', status=500)
+    # the first cluster is down: its own last view is served, not the one recorded after it for the other cluster
+    assert_served_from_snapshot(build(config(api_retries=0, api_timeout=1)), first, 'HTTP 500')
+
+
 def test_guest_on_offline_node_keeps_its_last_known_status(double, build, config):
     build(config())  # records the view while pve3 is up
     double.set_node_status('pve3', 'offline')
@@ -502,7 +519,7 @@ def test_locked_state_db_lists_every_host_and_warns(double, cli_env, tmp_path, c
         return build(config())
 
     first = listing()
-    taken_at = StateStore(state_db).load_snapshot('inventory')[0]
+    taken_at = recorded_view(state_db, double)[0]
     holder = sqlite3.connect(state_db, isolation_level=None)
     holder.execute('BEGIN IMMEDIATE')
     try:
@@ -513,7 +530,7 @@ def test_locked_state_db_lists_every_host_and_warns(double, cli_env, tmp_path, c
     assert inv.hostvars == first.hostvars and inv.groups == first.groups
     assert 'Could not record the view in the state DB' in inv.stderr and 'database is locked' in inv.stderr
     assert 'Traceback' not in inv.stderr
-    assert StateStore(state_db).load_snapshot('inventory')[0] == taken_at  # the recorded view is untouched
+    assert recorded_view(state_db, double)[0] == taken_at  # the recorded view is untouched
 
 
 def write_not_a_database(state_db):
