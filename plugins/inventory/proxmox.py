@@ -317,14 +317,13 @@ class _Added:
         return self._inventory.add_host(name)
 
     def member(self, name, host):
-        safe = self._groups.get(name)
-        if safe is None:
-            safe = self._sanitize(name)
-            if safe not in self._inventory.groups:
-                self._new_groups.append(safe)
-            self._groups[name] = self._inventory.add_group(safe)
-            safe = self._groups[name]
-        self._inventory.add_child(safe, host)
+        group = self._groups.get(name)
+        if group is None:
+            known = len(self._inventory.groups)
+            group = self._groups[name] = self._inventory.add_group(self._sanitize(name))
+            if len(self._inventory.groups) > known:
+                self._new_groups.append(group)  # the name add_group used, as undo() looks it up
+        self._inventory.add_child(group, host)
 
     def undo(self):
         for name in self._new_hosts:

@@ -258,7 +258,7 @@ def previous_details(records):
                 for r in records if r.get('vmid') is not None)
 
 
-def wants_lookup(record):
+def _wants_lookup(record):
     """A running live guest that declares no IP: only its agent (or the lxc interfaces call) can tell its IPs."""
     return record.is_live and record.status == 'running' and not record.declared_ips and not record.template
 
@@ -291,7 +291,7 @@ def fetch_listing(client, tfvars=None, include_templates=False):
 def start_details(client, view, want_ips=False, max_workers=None, previous=None):
     """Start the per-guest details of a view; (pending records, finish).
 
-    IPs are asked only of running guests that declare none (wants_lookup), in
+    IPs are asked only of running guests that declare none (_wants_lookup), in
     the background, and not of a guest whose agent was off at the last look
     unless it restarted. A guest Proxmox reports as `unknown` (its node is
     offline) keeps its last known status in `last_status`. `previous` returns
@@ -300,7 +300,7 @@ def start_details(client, view, want_ips=False, max_workers=None, previous=None)
     finish() waits and fills the pending records in; only they change.
     """
     before = _Previous(previous)
-    ask = [r for r in view if wants_lookup(r)] if want_ips else []
+    ask = [r for r in view if _wants_lookup(r)] if want_ips else []
     unknown = [r for r in view if r.is_live and r.status == 'unknown']
     by_vmid = dict((r.vmid, r) for r in ask)
 
@@ -323,7 +323,7 @@ def start_details(client, view, want_ips=False, max_workers=None, previous=None)
             record.last_status = last.get('last_status') if last.get('status') == 'unknown' else last.get('status')
         return view
 
-    return ask + [r for r in unknown if r.vmid not in by_vmid], finish
+    return ask + unknown, finish  # disjoint: a lookup is only for a running guest
 
 
 def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None):
