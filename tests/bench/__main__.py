@@ -25,6 +25,8 @@ def _parse(argv):
                    help="cluster size for community.proxmox want_facts:true (0 skips it; default 500)")
     p.add_argument("--facts-runs", type=int, default=None, help="timed runs of want_facts:true (default --runs)")
     p.add_argument("--latency", type=float, default=0.02, help="inventory: seconds per API request (default 0.02)")
+    p.add_argument("--baseline", metavar="REF", help="inventory: also time the plugin as it was at git REF "
+                   "(e.g. HEAD~1), interleaved with this checkout")
     p.add_argument("--loop-calls", type=int, default=100, help="server_role: single calls in the loop (default 100)")
     args = p.parse_args(argv)
     if args.runs < 1:
@@ -42,7 +44,8 @@ def main(argv=None) -> int:
     reports = []
     try:
         if args.only in (None, "inventory"):
-            out = inventory.main(args.runs, args.sizes, args.facts_size, args.facts_runs or args.runs, args.latency)
+            out = inventory.main(args.runs, args.sizes, args.facts_size, args.facts_runs or args.runs, args.latency,
+                                 args.baseline)
             out["machine"] = dict(host, load_avg_end=os.getloadavg())
             print(f"\nwrote {write_json('inventory.json', out)}")
             reports.append(inventory.report(out))

@@ -197,6 +197,31 @@ def machine() -> dict:
 
 
 # --------------------------------------------------------------------------
+# The collection at another commit, to time side by side with this checkout
+# --------------------------------------------------------------------------
+
+
+def baseline_collections(ref: str) -> tuple[Path, str]:
+    """The collections dir of a git worktree of `ref` under .bench/baseline/, and the commit it is.
+
+    The worktree's committed symlink collections/ansible_collections/proxmox_manager/core points at its
+    own root, so ANSIBLE_COLLECTIONS_PATH=<that dir> runs the plugin as it was at `ref`.
+    """
+    def git(*args):
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise BenchError(f"git {' '.join(args)}: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    commit = git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    tree = BENCH_DIR / "baseline" / commit[:12]
+    if not (tree / "galaxy.yml").exists():
+        git("worktree", "prune")  # forgets worktrees whose directory `make clean` removed
+        git("worktree", "add", "--detach", "--force", str(tree), commit)
+    return tree / "collections", commit
+
+
+# --------------------------------------------------------------------------
 # community.proxmox, a benchmark-only dependency
 # --------------------------------------------------------------------------
 

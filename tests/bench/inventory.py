@@ -4,6 +4,7 @@ Per cluster size, one API double process (10 nodes, 20 ms per request; 90% of th
 guests declared in tfvars with IPs, the rest running with agent IPs) and these
 contenders, run interleaved (each round starts with the next one):
   ours         proxmox_manager.core.proxmox (config file, tmp state DB)
+  ours_base    with --baseline REF: the same config run by the collection as it was at git REF
   ours_list    the same, listing only (want_declared: false, want_agent_ips: false): the mode that
                compares like for like with community.proxmox want_facts: false (no IP lookups)
   cp_nofacts   community.proxmox.proxmox, want_facts: false
@@ -28,6 +29,7 @@ from .common import (
     BenchError,
     DoubleProcess,
     base_env,
+    baseline_collections,
     community_proxmox,
     rotated,
     stats,
@@ -36,11 +38,12 @@ from .common import (
 )
 
 AGENT_PATHS = ("GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", "GET /nodes/{node}/lxc/{vmid}/interfaces")
-LABELS = {"ours": "proxmox_manager.core.proxmox", "ours_list": "ours, listing only (no pve_declared, no lookups)",
+LABELS = {"ours": "proxmox_manager.core.proxmox", "ours_base": "ours at --baseline",
+          "ours_list": "ours, listing only (no pve_declared, no lookups)",
           "cp_nofacts": "community.proxmox want_facts:false",
           "cp_facts": "community.proxmox want_facts:true", "floor": "floor: script printing our JSON",
           "floor_cp": "script printing community's JSON"}
-ORDER = ("ours", "ours_list", "cp_nofacts", "cp_facts", "floor", "floor_cp")
+ORDER = ("ours", "ours_base", "ours_list", "cp_nofacts", "cp_facts", "floor", "floor_cp")
 
 
 def _write(path, text, mode=0o600):
@@ -49,8 +52,8 @@ def _write(path, text, mode=0o600):
     return path
 
 
-def _contenders(double: DoubleProcess, workdir, with_facts: bool, cp_dir) -> dict:
-    """{key: (config path, env)} for one cluster."""
+def _contenders(double: DoubleProcess, workdir, with_facts: bool, cp_dir, baseline=None) -> dict:
+    """{key: (config path, env)} for one cluster; `baseline` is (collections dir, label) or None."""
     i = double.info
     ours_lines = [
         "plugin: proxmox_manager.core.proxmox",
@@ -74,6 +77,11 @@ def _contenders(double: DoubleProcess, workdir, with_facts: bool, cp_dir) -> dic
         "cp_nofacts": (_write(workdir / "cp-nofacts.proxmox.yml", "\n".join(community + ["want_facts: false", ""])),
                        cp_env),
     }
+    if baseline:
+        # Its own state DB: the two versions must not read each other's recorded view.
+        base = _write(workdir / "ours-base.proxmox.yml", "\n".join(ours_lines + [
+            f"state_db: {workdir / 'state-base' / 'proxmox_manager.db'}", "want_agent_ips: true", ""]))
+        out["ours_base"] = (base, dict(ours_env, ANSIBLE_COLLECTIONS_PATH=str(baseline[0])))
     if with_facts:
         out["cp_facts"] = (_write(workdir / "cp-facts.proxmox.yml", "\n".join(community + ["want_facts: true", ""])),
                            cp_env)
@@ -102,14 +110,15 @@ def _check(key, err, calls):
         raise BenchError(f"ours did not build the view live (calls {calls}):\n{err[-2000:]}")
 
 
-def bench_cluster(guests: int, runs: int, with_facts: bool, cp_dir, latency: float, facts_runs: int) -> dict:
+def bench_cluster(guests: int, runs: int, with_facts: bool, cp_dir, latency: float, facts_runs: int,
+                  baseline=None) -> dict:
     workdir = WORK_DIR / f"inventory-{guests}"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     print(f"\n-- cluster of {guests} guests: starting the API double (10 nodes, {latency * 1000:.0f} ms/request)",
           flush=True)
     with DoubleProcess(workdir, nodes=10, guests=guests, latency=latency) as double:
-        contenders = _contenders(double, workdir, with_facts, cp_dir)
+        contenders = _contenders(double, workdir, with_facts, cp_dir, baseline)
         declared = len(json.loads(double.tfvars.read_text())["servers"])
         result = {"guests": guests, "nodes": 10, "latency_s": latency, "declared_in_tfvars": declared,
                   "contenders": {}}
@@ -124,7 +133,7 @@ def bench_cluster(guests: int, runs: int, with_facts: bool, cp_dir, latency: flo
                 _wall, err, _cpu = timed([str(BIN / "ansible-inventory"), "-i", str(config), "--list"], env,
                                          stdout=fh, what=LABELS[key])
             _check(key, err, double.counters()["by_path"])
-            result["contenders"][key] = {"label": LABELS[key], "hosts": _hosts(out)}
+            result["contenders"][key] = {"label": _label(key, baseline), "hosts": _hosts(out)}
         contenders["floor"] = _floor(workdir, ours_json)
         result["contenders"]["floor"] = {"label": LABELS["floor"], "hosts": _hosts(ours_json)}
         contenders["floor_cp"] = _floor(workdir, workdir / "cp_nofacts-list.json", "floor_cp")
@@ -169,14 +178,23 @@ def bench_cluster(guests: int, runs: int, with_facts: bool, cp_dir, latency: flo
     return result
 
 
-def run(runs: int, sizes: list, facts_size: int, facts_runs: int, latency: float) -> dict:
+def _label(key, baseline):
+    return f"ours at {baseline[1]}" if key == "ours_base" else LABELS[key]
+
+
+def run(runs: int, sizes: list, facts_size: int, facts_runs: int, latency: float, baseline_ref=None) -> dict:
     cp_dir, cp_version = community_proxmox()
     out = {"benchmark": "inventory", "command": "ansible-inventory -i SOURCE --list > /dev/null",
            "runs": runs, "community_proxmox": cp_version, "clusters": []}
+    baseline = None
+    if baseline_ref:
+        collections, commit = baseline_collections(baseline_ref)
+        baseline = (collections, f"{baseline_ref} ({commit[:7]})")
+        out["baseline"] = {"ref": baseline_ref, "commit": commit}
     for guests in sizes:
-        out["clusters"].append(bench_cluster(guests, runs, False, cp_dir, latency, facts_runs))
+        out["clusters"].append(bench_cluster(guests, runs, False, cp_dir, latency, facts_runs, baseline))
     if facts_size:
-        out["clusters"].append(bench_cluster(facts_size, runs, True, cp_dir, latency, facts_runs))
+        out["clusters"].append(bench_cluster(facts_size, runs, True, cp_dir, latency, facts_runs, baseline))
     out["targets"] = targets(out)
     return out
 
@@ -236,6 +254,9 @@ def report(out) -> str:
                      f"{c['declared_in_tfvars']} declared in tfvars")
         lines.append(table(["contender", "hosts", "wall median s", "wall min-max s", "runs", "vs floor", "vs ours",
                             "CPU median s", "API calls", "of which agent/interfaces", "--list bytes/host"], rows))
+        if _median(c, "ours_base"):
+            lines.append(f"Side by side with {c['contenders']['ours_base']['label']}: ours takes "
+                         f"{ours / _median(c, 'ours_base'):.2f}x its time")
         if _median(c, "floor_cp"):
             lines.append(f"Plugin time beyond Ansible's cost for its own output (median minus its floor): "
                          f"ours {ours - floor:+.2f} s, community want_facts:false "
@@ -247,8 +268,8 @@ def report(out) -> str:
     return "\n".join(lines)
 
 
-def main(runs: int, sizes: list, facts_size: int, facts_runs: int, latency: float) -> dict:
+def main(runs: int, sizes: list, facts_size: int, facts_runs: int, latency: float, baseline_ref=None) -> dict:
     start = time.monotonic()
-    out = run(runs, sizes, facts_size, facts_runs, latency)
+    out = run(runs, sizes, facts_size, facts_runs, latency, baseline_ref)
     out["bench_seconds"] = round(time.monotonic() - start, 1)
     return out
