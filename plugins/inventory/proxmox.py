@@ -83,8 +83,11 @@ notes:
     C(ansible_host) is the first declared IP, else the first non-loopback IPv4 the guest reports.
   - A cache hit (O(cache=true)) makes no API call at all, not even a login.
   - The state DB is read and written by one worker process forked at the start of the parse, so importing its
-    database library (about 0.2 s) runs on another CPU while the plugin waits on Proxmox; in a process that
+    database library (about 0.3 s) runs on another CPU while the plugin waits on Proxmox; in a process that
     already runs threads, where forking is unsafe, a worker thread does it instead.
+  - With an API token, that worker also makes the IP lookups, with a connection of its own, so their CPU is not
+    spent in the process that adds the hosts. With O(api_password) they are made from the plugin's own process,
+    since a second client would log in a second time.
   - Hosts are added while the IP lookups and that read run; a host waiting on a lookup gets C(pve_ips) and
     C(ansible_host) when it answers, and every host its C(pve_role) once the read is done. A parse that fails
     takes back every host and group it added, since Ansible would otherwise keep a half inventory.
@@ -163,14 +166,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         snapshot = (self.get_option('state_db'), _SNAPSHOT % (self.get_option('api_host'), self.get_option('api_port')))
         added = _Added(self.inventory, self._sanitize_group_name)
         with state_worker.executor() as worker:
-            # Started first: the worker reads the state DB while this process talks to Proxmox.
-            state = worker.submit(state_worker.read_view, *snapshot)
+            # Started first: the worker imports the state store while this process talks to Proxmox.
+            worker.submit(state_worker.warm_up)
+            # Submitted once the view is known, with the IP lookups when there are any (see _fetch).
+            state = state_worker.StateRead(worker, *snapshot)
             try:
                 records, cached_at, pending, finish = self._records(path, cache, state, worker, snapshot)
+                state.start()
                 # Hosts are added while the IP lookups and the state DB read run; only `pending` waits for them.
                 self._add_hosts(records, cached_at, pending, added)
                 finish()
-                self._complete(records, state_worker.result(state)[2], pending, added)
+                self._complete(records, state.result()[2], pending, added)
             except Exception as exc:
                 added.undo()  # Ansible keeps what a failed source added: leave no half inventory
                 if isinstance(exc, ProxmoxManagerError):
@@ -214,19 +220,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return view.records, None, set(r.host for r in pending), finish
 
     def _fetch(self, state):
-        from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client, state_worker
+        from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client
 
         def previous():
             """What the last recorded view says of each guest: agent state and last known status."""
-            return state_worker.result(state)[1]
+            return state.result()[1]
 
         options = dict((name, self.get_option(name)) for name in proxmox_client.CONNECTION_ARGSPEC)
         client = proxmox_client.ProxmoxClient(options)
         view = merged_view.fetch_listing(client, self.get_option('tfvars_path'),
                                          include_templates=self.get_option('include_templates'))
-        pending, finish = merged_view.start_details(
-            client, view, want_ips=self.get_option('want_agent_ips'), max_workers=self.get_option('max_workers'),
-            previous=previous)
+        guests = merged_view.guests_to_ask(view, self.get_option('want_agent_ips'))
+        max_workers = self.get_option('max_workers')
+        if guests and not client.logs_in:
+            # The worker asks them with a client of its own, so their CPU is not spent in this process
+            # while it adds the hosts. A password would mean a second login there: that client asks from here.
+            found = state.ask_ips(options, guests, max_workers)
+        else:
+            found = merged_view.ask_ips(client, guests, previous=previous, max_workers=max_workers)
+        pending, finish = merged_view.start_details(view, guests, found, previous=previous)
         return view, pending, finish
 
     def _fallback(self, error, state, worker, snapshot):
@@ -235,7 +247,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if not self.get_option('offline_fallback') or self.get_option('strict'):
             raise error
         try:
-            state_worker.result(state)  # a state DB that cannot be read says so here
+            state.result()  # a state DB that cannot be read says so here
             taken_at, records = state_worker.result(worker.submit(state_worker.read_snapshot, *snapshot))
         except StateStoreError as exc:
             raise ProxmoxApiError('%s The recorded view cannot be read either: %s' % (error, exc))

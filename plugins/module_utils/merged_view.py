@@ -242,18 +242,19 @@ def build_view(guests, declared, include_templates=False):
     return MergedView(records, warnings)
 
 
-def _agent_known_off(record, before):
+def _agent_known_off(guest, before):
     """The agent said "not running" last time and the guest has not restarted since.
 
     Turning the agent on needs a restart in PVE, so the answer still holds.
     """
     if not before or before.get('agent') is not False:
         return False
-    return record.uptime is not None and before.get('uptime') is not None and record.uptime >= before['uptime']
+    uptime = guest.get('uptime')
+    return uptime is not None and before.get('uptime') is not None and uptime >= before['uptime']
 
 
 def previous_details(records):
-    """What start_details needs of the last recorded view (record dicts): {vmid: agent, uptime, status, last status}."""
+    """What ask_ips and start_details need of the last view (record dicts): {vmid: agent, uptime, status, last status}."""
     return dict((r['vmid'], dict((key, r.get(key)) for key in _DETAIL_FIELDS))
                 for r in records if r.get('vmid') is not None)
 
@@ -271,11 +272,14 @@ class _Previous:
         self._lock = threading.Lock()
         self._view = None
 
-    def get(self, vmid):
+    def __call__(self):
         with self._lock:
             if self._view is None:
                 self._view = (self._load() if self._load else None) or {}
-        return self._view.get(vmid)
+        return self._view
+
+    def get(self, vmid):
+        return self().get(vmid)
 
 
 def fetch_listing(client, tfvars=None, include_templates=False):
@@ -288,36 +292,54 @@ def fetch_listing(client, tfvars=None, include_templates=False):
     return build_view(guests, declared, include_templates=include_templates)
 
 
-def start_details(client, view, want_ips=False, max_workers=None, previous=None):
-    """Start the per-guest details of a view; (pending records, finish).
+def guests_to_ask(view, want_ips=True):
+    """The guests of a view whose IPs only a lookup can tell (see ask_ips), as plain dicts.
 
-    IPs are asked only of running guests that declare none (_wants_lookup), in
-    the background, and not of a guest whose agent was off at the last look
-    unless it restarted. A guest Proxmox reports as `unknown` (its node is
-    offline) keeps its last known status in `last_status`. `previous` returns
-    the last recorded view as previous_details() gives it; the lookup threads
-    call it, so the caller can work on the other records while it loads.
-    finish() waits and fills the pending records in; only they change.
+    lxc guests come first: they never wait for the last view, so they are asked while it loads.
+    """
+    if not want_ips:
+        return []
+    ask = [r for r in view if _wants_lookup(r)]
+    ask.sort(key=lambda r: r.type != 'lxc')
+    return [dict(vmid=r.vmid, node=r.node, type=r.type, uptime=r.uptime) for r in ask]
+
+
+def ask_ips(client, guests, previous=None, max_workers=None):
+    """Start the IP lookups of guests_to_ask(); returns a function waiting for (ips by vmid, agent-off vmids).
+
+    A qemu guest whose agent was off at the last look is not asked unless it
+    restarted. `previous` returns the last recorded view as previous_details()
+    gives it; the lookup threads call it, so the caller goes on while it loads.
     """
     before = _Previous(previous)
-    ask = [r for r in view if _wants_lookup(r)] if want_ips else []
-    unknown = [r for r in view if r.is_live and r.status == 'unknown']
-    by_vmid = dict((r.vmid, r) for r in ask)
 
     def should_ask(guest):
-        record = by_vmid[guest['vmid']]
-        return not (record.type == 'qemu' and _agent_known_off(record, before.get(record.vmid)))
+        return not (guest['type'] == 'qemu' and _agent_known_off(guest, before.get(guest['vmid'])))
 
-    found = client.start_guests_ips([dict(vmid=r.vmid, node=r.node, type=r.type) for r in ask],
-                                    max_workers=max_workers, should_ask=should_ask)
+    wait = client.start_guests_ips(guests, max_workers=max_workers, should_ask=should_ask)
+    return lambda: (wait(), client.agent_off)
+
+
+def start_details(view, guests, found, previous=None):
+    """The records of a view that wait for per-guest details, and finish() filling them in.
+
+    `found` waits for what ask_ips() started for `guests`, here or in another process. A
+    guest Proxmox reports as `unknown` (its node is offline) keeps its last
+    known status from `previous` (see ask_ips) in `last_status`. finish()
+    returns the view; only the pending records change.
+    """
+    asked = set(g['vmid'] for g in guests)
+    ask = [r for r in view if r.is_live and r.vmid in asked]
+    unknown = [r for r in view if r.is_live and r.status == 'unknown']
 
     def finish():
-        ips = found()
+        ips, agent_off = found()
         for record in ask:
             record.ips = ips.get(record.vmid, [])
             # not asked (known off), or answered "agent not running"
-            if record.vmid not in ips or record.vmid in client.agent_off:
+            if record.vmid not in ips or record.vmid in agent_off:
                 record.agent = False
+        before = _Previous(previous)
         for record in unknown:
             last = before.get(record.vmid) or {}
             record.last_status = last.get('last_status') if last.get('status') == 'unknown' else last.get('status')
@@ -327,6 +349,9 @@ def start_details(client, view, want_ips=False, max_workers=None, previous=None)
 
 
 def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None):
-    """The merged view, live and complete: fetch_listing, then its details (start_details)."""
+    """The merged view, live and complete: fetch_listing, its IP lookups (ask_ips), then start_details."""
     view = fetch_listing(client, tfvars, include_templates=include_templates)
-    return start_details(client, view, want_ips=want_ips, max_workers=max_workers, previous=previous)[1]()
+    previous = _Previous(previous)  # read once, for the lookups and the last known statuses
+    guests = guests_to_ask(view, want_ips)
+    found = ask_ips(client, guests, previous=previous, max_workers=max_workers)
+    return start_details(view, guests, found, previous=previous)[1]()

@@ -140,7 +140,7 @@ class ProxmoxClient:
             self._verify = True
         self._api = None
         self._pool_size = DEFAULT_MAX_WORKERS
-        # vmids whose guest agent answered "not running" (see merged_view.start_details)
+        # vmids whose guest agent answered "not running" (see merged_view.ask_ips)
         self.agent_off = set()
 
     @property
@@ -148,9 +148,14 @@ class ProxmoxClient:
         return 'https://%s:%s' % (self.host, self.port)
 
     @property
+    def logs_in(self):
+        """True for password auth: each new client costs a login call; a token needs none."""
+        return not (self._token_secret and self.token_name)
+
+    @property
     def who(self):
         """Identity for error messages: user and token id, never a secret."""
-        if self._token_secret and self.token_name:
+        if not self.logs_in:
             return 'user %s with token id %s' % (self.user, self.token_name)
         return 'user %s (password auth)' % self.user
 
@@ -164,7 +169,7 @@ class ProxmoxClient:
     def _connect(self):
         kwargs = dict(port=self.port, user=self.user, verify_ssl=self._verify,
                       timeout=self.timeout, backend='https')
-        if self._token_secret and self.token_name:
+        if not self.logs_in:
             kwargs.update(token_name=self.token_name, token_value=self._token_secret)
         else:
             kwargs.update(password=self._password)

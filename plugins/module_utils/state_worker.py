@@ -1,24 +1,29 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, proxmox_manager.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""State-store work run beside the caller: the inventory's reads and its snapshot write.
+"""Work the inventory plugin runs beside itself: the state DB, and the IP lookups.
 
-The state store needs SQLAlchemy, and importing it costs about 0.2 s of CPU. The
+The state store needs SQLAlchemy, and importing it costs about 0.3 s of CPU. The
 inventory plugin needs the state DB early (the last view, the applied roles) and
 late (recording the new view). A worker process forked at the start of a parse
 does the import and that work on another core while the plugin waits on Proxmox.
-This module imports neither SQLAlchemy nor the state store itself.
+The IP lookups run there too, so their CPU is not spent in the process that
+adds the hosts. This module imports neither SQLAlchemy nor the state store
+itself; it imports what the lookups need, so that the worker, forked after the
+import, does not import it again.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib
 import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
 
 
@@ -37,7 +42,58 @@ def result(future):
     try:
         return future.result()
     except BrokenProcessPool as exc:
-        raise StateStoreError('The state DB worker process stopped before it answered (%s).' % exc) from None
+        raise StateStoreError('The inventory worker process stopped before it answered (%s).' % exc) from None
+
+
+def warm_up():
+    """Start importing the state store in a thread, and return at once.
+
+    The tasks after this one run meanwhile (the IP lookups of containers need no state DB); the first
+    one that needs the store waits for the import to finish.
+    """
+    threading.Thread(target=_import_store, daemon=True).start()
+
+
+def _import_store():
+    try:
+        importlib.import_module('ansible_collections.proxmox_manager.core.plugins.module_utils.state_store')
+    except Exception:  # noqa: BLE001 - the task that needs the store imports it again and says why it fails
+        pass
+
+
+class StateRead:
+    """The state DB read of one parse (read_view), made by the first task that needs it.
+
+    With ask_ips() the IP lookups' task makes it, so both share one read and the lookups of
+    containers go out while it runs; otherwise it is submitted on its own on start() or result().
+    """
+
+    def __init__(self, worker, url, name):
+        self._worker = worker
+        self._args = (url, name)
+        self._lock = threading.Lock()
+        self._future = None
+        self._with_ips = False
+
+    def ask_ips(self, options, guests, max_workers):
+        """Submit the IP lookups of `guests` with the read; returns a function waiting for (ips, agent-off vmids)."""
+        with self._lock:
+            if self._future is not None:
+                raise RuntimeError('StateRead.ask_ips() must come before the read is submitted')
+            self._future = self._worker.submit(read_view_and_ask_ips, *(self._args + (options, guests, max_workers)))
+            self._with_ips = True
+        return lambda: result(self._future)[1]
+
+    def start(self):
+        with self._lock:
+            if self._future is None:
+                self._future = self._worker.submit(read_view, *self._args)
+
+    def result(self):
+        """read_view()'s answer."""
+        self.start()
+        answer = result(self._future)
+        return answer[0] if self._with_ips else answer
 
 
 def read_view(url, name):
@@ -46,12 +102,23 @@ def read_view(url, name):
     `details` is merged_view.previous_details() of the last view recorded as `name` (None when there is
     none): a few fields a guest, so that little crosses back to the caller while it is busy.
     """
-    from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
-
     store = _store(url)
     taken_at, records = store.load_snapshot(name)
     details = None if records is None else merged_view.previous_details(records)
     return taken_at, details, store.applied_roles()
+
+
+def read_view_and_ask_ips(url, name, options, guests, max_workers):
+    """read_view() in a thread, and meanwhile merged_view.ask_ips() of `guests` with a client of its own.
+
+    Returns (read_view()'s answer, (ips by vmid, agent-off vmids)). The qemu lookups wait for the read,
+    to skip a guest whose agent was off; the others go out at once. An error of either is the task's.
+    """
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        read = reader.submit(read_view, url, name)
+        client = proxmox_client.ProxmoxClient(options)
+        found = merged_view.ask_ips(client, guests, previous=lambda: read.result()[1], max_workers=max_workers)()
+        return read.result(), found
 
 
 def read_snapshot(url, name):

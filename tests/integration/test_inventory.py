@@ -407,24 +407,37 @@ def test_fallback_without_snapshot_says_so(double, build, config, state_db):
     assert not os.path.exists(state_db)  # looking for a snapshot created nothing
 
 
-def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(double, build, config):
+@pytest.mark.parametrize('how', ['in-process', 'ansible-inventory'])
+def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(double, build, config, cli_env, tmp_path, how):
+    # Through ansible-inventory the lookups run in the forked worker, which reads the last view itself.
+    def listing():
+        return build(config()) if how == 'in-process' else cli_listing(write_config(tmp_path), cli_env())
+
     worker = double.cluster.guest(110)
     worker.agent_running = False
     worker.uptime = 5000
     double.cluster.touch()
-    inv = build(config())
+    inv = listing()
     assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1} and inv.hostvars['worker-110']['pve_ips'] == []
     double.reset_counters()
     worker.uptime = 5600  # still up: the agent can't have been turned on
     double.cluster.touch()
-    build(config())
+    listing()
     assert double.counters()['by_path'] == {RESOURCES: 1}
     double.reset_counters()
     worker.agent_running = True
     worker.uptime = 30  # restarted: worth asking again
     double.cluster.touch()
-    inv = build(config())
+    inv = listing()
     assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1}
+    assert inv.hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
+
+
+def test_password_auth_logs_in_once_and_still_looks_up_ips(double, build, config):
+    # A token client asks from the worker; a password one asks from here, or there would be a second login.
+    double.reset_counters()
+    inv = build(config(api_token_id=None, api_token_secret=None, api_user=double.user, api_password=double.password))
+    assert double.counters()['by_path'] == {'POST /access/ticket': 1, RESOURCES: 1, AGENT: 1}
     assert inv.hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
 
 
@@ -434,12 +447,14 @@ def test_details_do_not_hold_up_the_hosts_while_the_previous_view_loads(double, 
     release = threading.Event()
 
     def previous():
-        assert release.wait(10)  # a start_details that waited for this would time out here
+        assert release.wait(10)  # an ask_ips or start_details that waited for this would time out here
         return {}
 
     client = ProxmoxClient(connection_options(double))
     view = merged_view.fetch_listing(client, str(tfvars))
-    pending, finish = merged_view.start_details(client, view, want_ips=True, previous=previous)
+    guests = merged_view.guests_to_ask(view)
+    found = merged_view.ask_ips(client, guests, previous=previous)
+    pending, finish = merged_view.start_details(view, guests, found, previous=previous)
     assert [r.host for r in pending] == ['worker-110']  # the one running guest without a declared IP
     assert view.by_host['worker-110'].ips == []  # not filled in before finish()
     release.set()

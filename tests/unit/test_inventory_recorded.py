@@ -5,6 +5,8 @@ API double answered it for its sample cluster (tests/pve_double/scenarios/sample
 """
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,10 +34,32 @@ def recorded():
     return json.loads(RECORDED.read_text())['data']
 
 
+class Asked:
+    """The vmids the lookups asked and the pid that asked, kept in a file: they may run in the forked worker."""
+
+    def __init__(self, path):
+        self.path = path
+        path.write_text('')
+
+    def extend(self, vmids):
+        with open(self.path, 'a') as handle:
+            handle.writelines('%s %s\n' % (vmid, os.getpid()) for vmid in vmids)
+
+    def _lines(self):
+        return [tuple(int(x) for x in line.split()) for line in self.path.read_text().splitlines()]
+
+    def __iter__(self):
+        return iter(vmid for vmid, _pid in self._lines())
+
+    @property
+    def pids(self):
+        return set(pid for _vmid, pid in self._lines())
+
+
 @pytest.fixture
-def asked(monkeypatch, recorded):
+def asked(monkeypatch, recorded, tmp_path):
     """Replay the recording; no HTTP at all (a connection attempt fails the test)."""
-    asked = []
+    asked = Asked(tmp_path / 'asked')
 
     def no_http(self):
         raise AssertionError('the recorded test must not connect')
@@ -66,10 +90,11 @@ def populate(tmp_path, inventory_loader, monkeypatch, asked):
 
     def _populate(**options):
         config = tmp_path / 'recorded.proxmox.yml'
-        config.write_text(yaml.safe_dump(dict(
-            plugin='proxmox_manager.core.proxmox', api_host='pve.invalid', api_user='root@pam',
-            api_token_id='automation', api_token_secret='recorded-secret', tfvars_path=str(tfvars),
-            state_db=state_db, **options)))
+        settings = dict(plugin='proxmox_manager.core.proxmox', api_host='pve.invalid', api_user='root@pam',
+                        api_token_id='automation', api_token_secret='recorded-secret', tfvars_path=str(tfvars),
+                        state_db=state_db)
+        settings.update(options)
+        config.write_text(yaml.safe_dump(settings))
         plugin = inventory_loader.get('proxmox_manager.core.proxmox')
         warnings = []
         monkeypatch.setattr(plugin.display, 'warning', lambda msg, *a, **kw: warnings.append(msg))
@@ -122,6 +147,18 @@ def test_ips_asked_only_of_running_guests_without_a_declared_ip(populate, asked)
     assert hostvars['ftp-ct']['ansible_host'] == '10.10.0.70'
     assert 'ansible_host' not in hostvars['monitoring'] and hostvars['monitoring']['pve_ips'] == []
     assert 'ansible_host' not in hostvars['worker-111']  # stopped, declared with dhcp
+
+
+def test_token_lookups_run_in_the_worker_process_password_ones_here(populate, asked):
+    # Single-threaded, so the plugin's worker is a forked process (see state_worker.executor).
+    assert threading.active_count() == 1
+    hostvars = populate()[0]
+    assert asked.pids and os.getpid() not in asked.pids  # their CPU was spent beside this process
+    assert hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
+    asked.path.write_text('')
+    hostvars = populate(api_token_id=None, api_token_secret=None, api_password='recorded-password')[0]
+    assert asked.pids == {os.getpid()}  # another client would have logged in a second time
+    assert hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
 
 
 def test_templates_on_request(populate):

@@ -1,4 +1,4 @@
-"""The state-store worker: a forked process, or a thread in a process that already runs threads."""
+"""The inventory worker (state DB, IP lookups): a forked process, or a thread where threads already run."""
 
 import os
 import subprocess
@@ -83,7 +83,7 @@ def test_a_worker_process_that_dies_is_a_clear_state_store_error():
     with _executor('process') as worker:
         with pytest.raises(StateStoreError) as info:
             state_worker.result(worker.submit(os._exit, 3))
-    assert 'The state DB worker process stopped before it answered' in str(info.value)
+    assert 'The inventory worker process stopped before it answered' in str(info.value)
 
 
 def _executor(kind):
@@ -91,3 +91,93 @@ def _executor(kind):
         return ThreadPoolExecutor(max_workers=1)
     import multiprocessing
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context('fork'))
+
+
+class CountingWorker:
+    """A thread worker that keeps the names of the tasks submitted to it, in order."""
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.submitted = []
+
+    def submit(self, fn, *args):
+        self.submitted.append(fn.__name__)
+        return self.pool.submit(fn, *args)
+
+
+@pytest.fixture
+def recorded_db(tmp_path):
+    url = str(tmp_path / 'state' / 'x.db')
+    store = state_store.StateStore(url)
+    with store.writing() as conn:
+        store.upsert_servers(conn, [dict(name='web-01', vmid=101, role='web')], 'test')
+        store.save_snapshot(conn, 'inventory', [dict(RECORDS[0], agent=False, uptime=50, type='qemu')])
+    store.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def lookups(monkeypatch):
+    """ProxmoxClient lookups without HTTP: the vmids asked, each answered with one IP."""
+    from ansible_collections.proxmox_manager.core.plugins.module_utils import proxmox_client
+    asked = []
+
+    def start_guests_ips(self, guests, max_workers=None, should_ask=None):
+        chosen = [g for g in guests if should_ask(g)]
+        asked.extend(g['vmid'] for g in chosen)
+        return lambda: dict((g['vmid'], ['10.0.0.%d' % (g['vmid'] % 250)]) for g in chosen)
+
+    monkeypatch.setattr(proxmox_client.ProxmoxClient, 'start_guests_ips', start_guests_ips)
+    return asked
+
+
+OPTIONS = dict(api_host='pve.invalid', api_user='root@pam', api_token_id='t', api_token_secret='s')
+
+
+def test_the_state_read_is_submitted_on_first_use_and_once(recorded_db):
+    worker = CountingWorker()
+    state = state_worker.StateRead(worker, recorded_db, 'inventory')
+    assert worker.submitted == []  # nothing read until a step needs it
+    taken_at, details, roles = state.result()
+    state.start()
+    assert state.result()[2] == roles == {101: 'web'} and details[101]['agent'] is False
+    assert worker.submitted == ['read_view']
+
+
+def test_the_lookups_task_makes_the_read_and_skips_a_guest_known_off(recorded_db, lookups):
+    worker = CountingWorker()
+    state = state_worker.StateRead(worker, recorded_db, 'inventory')
+    guests = [dict(vmid=101, node='pve1', type='qemu', uptime=60), dict(vmid=300, node='pve1', type='lxc', uptime=5)]
+    found = state.ask_ips(OPTIONS, guests, 4)
+    ips, agent_off = found()
+    assert lookups == [300]  # 101's agent was off at the last look and it has not restarted since
+    assert ips == {300: ['10.0.0.50']} and agent_off == set()
+    assert state.result()[2] == {101: 'web'}
+    assert worker.submitted == ['read_view_and_ask_ips']  # one task, one read
+    with pytest.raises(RuntimeError):
+        state.ask_ips(OPTIONS, guests, 4)  # the read is submitted already
+
+
+def test_a_state_db_error_is_the_lookups_task_error_too(tmp_path, lookups):
+    broken = tmp_path / 'broken.db'
+    broken.write_bytes(b'this is not a database\n' * 200)
+    with _executor('process') as worker:
+        state = state_worker.StateRead(worker, str(broken), 'inventory')
+        found = state.ask_ips(OPTIONS, [dict(vmid=300, node='pve1', type='lxc', uptime=5)], 4)
+        for step in (found, state.result):
+            with pytest.raises(StateStoreError) as info:
+                step()
+            assert 'not a database' in str(info.value)
+
+
+def test_a_failed_warm_up_import_stays_quiet(monkeypatch, capsys):
+    import importlib
+    calls = []
+
+    def failing(name):
+        calls.append(name)
+        raise ImportError('No module named sqlalchemy')
+
+    monkeypatch.setattr(importlib, 'import_module', failing)
+    state_worker._import_store()
+    assert calls and capsys.readouterr() == ('', '')  # the task that needs the store reports it
