@@ -86,8 +86,8 @@ notes:
     database library (about 0.3 s) runs on another CPU while the plugin waits on Proxmox; in a process that
     already runs threads, where forking is unsafe, a worker thread does it instead.
   - With an API token, that worker also makes the IP lookups, with a connection of its own, so their CPU is not
-    spent in the process that adds the hosts. With O(api_password) they are made from the plugin's own process,
-    since a second client would log in a second time.
+    spent in the process that adds the hosts (where a worker thread stands in for the process, they share it).
+    With O(api_password) they are made from the plugin's own process, since a second client would log in again.
   - Hosts are added while the IP lookups and that read run; a host waiting on a lookup gets C(pve_ips) and
     C(ansible_host) when it answers, and every host its C(pve_role) once the read is done. A parse that fails
     takes back every host and group it added, since Ansible would otherwise keep a half inventory.
@@ -165,13 +165,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # (state DB, name of this cluster's recorded view)
         snapshot = (self.get_option('state_db'), _SNAPSHOT % (self.get_option('api_host'), self.get_option('api_port')))
         added = _Added(self.inventory, self._sanitize_group_name)
+        cached = self._cached(path, cache)
+        if cached is None:
+            state_worker.preload()  # a cache hit needs neither the client nor requests
         with state_worker.executor() as worker:
             # Started first: the worker imports the state store while this process talks to Proxmox.
             worker.submit(state_worker.warm_up)
             # Submitted once the view is known, with the IP lookups when there are any (see _fetch).
             state = state_worker.StateRead(worker, *snapshot)
             try:
-                records, cached_at, pending, finish = self._records(path, cache, state, worker, snapshot)
+                records, cached_at, pending, finish = self._records(cached, state, worker, snapshot)
                 state.start()
                 # Hosts are added while the IP lookups and the state DB read run; only `pending` waits for them.
                 self._add_hosts(records, cached_at, pending, added)
@@ -197,17 +200,23 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     # The live view is still right; only the offline fallback suffers.
                     self.display.warning('Could not record the view in the state DB: %s' % exc)
 
-    def _records(self, path, cache, state, worker, snapshot):
+    def _cached(self, path, cache):
+        """The records of Ansible's inventory cache, or None (a miss, or the cache is off)."""
+        if self.get_option('cache') and cache:
+            try:
+                return _from_dicts(self._cache[self.get_cache_key(path)])
+            except KeyError:
+                pass
+        return None
+
+    def _records(self, cached, state, worker, snapshot):
         """(records, cached_at, pending, finish) of the merged view, from the cache, Proxmox, or the state DB.
 
         For a live view, `pending` holds the host names whose records finish() completes (an IP lookup,
         a last known status); it is None for a view that is complete already (the cache, the state DB).
         """
-        if self.get_option('cache') and cache:
-            try:
-                return _from_dicts(self._cache[self.get_cache_key(path)]), None, None, _done
-            except KeyError:
-                pass
+        if cached is not None:
+            return cached, None, None, _done
         try:
             view, pending, finish = self._fetch(state)
         except DeclarationError:

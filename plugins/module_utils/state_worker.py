@@ -9,8 +9,7 @@ late (recording the new view). A worker process forked at the start of a parse
 does the import and that work on another core while the plugin waits on Proxmox.
 The IP lookups run there too, so their CPU is not spent in the process that
 adds the hosts. This module imports neither SQLAlchemy nor the state store
-itself; it imports what the lookups need, so that the worker, forked after the
-import, does not import it again.
+itself; preload() imports what the lookups need before the worker forks.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,8 +22,9 @@ import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
+
+_MODULE_UTILS = 'ansible_collections.proxmox_manager.core.plugins.module_utils.'
 
 
 def executor():
@@ -45,6 +45,12 @@ def result(future):
         raise StateStoreError('The inventory worker process stopped before it answered (%s).' % exc) from None
 
 
+def preload():
+    """Import the merged view and the client (requests) here, before the worker forks: it then has them."""
+    for name in ('merged_view', 'proxmox_client'):
+        importlib.import_module(_MODULE_UTILS + name)
+
+
 def warm_up():
     """Start importing the state store in a thread, and return at once.
 
@@ -56,7 +62,7 @@ def warm_up():
 
 def _import_store():
     try:
-        importlib.import_module('ansible_collections.proxmox_manager.core.plugins.module_utils.state_store')
+        importlib.import_module(_MODULE_UTILS + 'state_store')
     except Exception:  # noqa: BLE001 - the task that needs the store imports it again and says why it fails
         pass
 
@@ -102,6 +108,8 @@ def read_view(url, name):
     `details` is merged_view.previous_details() of the last view recorded as `name` (None when there is
     none): a few fields a guest, so that little crosses back to the caller while it is busy.
     """
+    from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
+
     store = _store(url)
     taken_at, records = store.load_snapshot(name)
     details = None if records is None else merged_view.previous_details(records)
@@ -114,6 +122,8 @@ def read_view_and_ask_ips(url, name, options, guests, max_workers):
     Returns (read_view()'s answer, (ips by vmid, agent-off vmids)). The qemu lookups wait for the read,
     to skip a guest whose agent was off; the others go out at once. An error of either is the task's.
     """
+    from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client
+
     with ThreadPoolExecutor(max_workers=1) as reader:
         read = reader.submit(read_view, url, name)
         client = proxmox_client.ProxmoxClient(options)

@@ -407,29 +407,38 @@ def test_fallback_without_snapshot_says_so(double, build, config, state_db):
     assert not os.path.exists(state_db)  # looking for a snapshot created nothing
 
 
-@pytest.mark.parametrize('how', ['in-process', 'ansible-inventory'])
+@pytest.mark.parametrize('how', ['in-process', 'ansible-inventory', 'password'])
 def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(double, build, config, cli_env, tmp_path, how):
-    # Through ansible-inventory the lookups run in the forked worker, which reads the last view itself.
+    # With a token the worker (a thread in-process, a forked process under ansible-inventory) reads the
+    # last view and asks; with a password this process asks, waiting on the worker's read.
     def listing():
-        return build(config()) if how == 'in-process' else cli_listing(write_config(tmp_path), cli_env())
+        if how == 'ansible-inventory':
+            return cli_listing(write_config(tmp_path), cli_env())
+        if how == 'password':
+            return build(config(api_token_id=None, api_token_secret=None, api_user=double.user,
+                                api_password=double.password))
+        return build(config())
+
+    def calls():
+        return dict((path, n) for path, n in double.counters()['by_path'].items() if path != 'POST /access/ticket')
 
     worker = double.cluster.guest(110)
     worker.agent_running = False
     worker.uptime = 5000
     double.cluster.touch()
     inv = listing()
-    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1} and inv.hostvars['worker-110']['pve_ips'] == []
+    assert calls() == {RESOURCES: 1, AGENT: 1} and inv.hostvars['worker-110']['pve_ips'] == []
     double.reset_counters()
     worker.uptime = 5600  # still up: the agent can't have been turned on
     double.cluster.touch()
     listing()
-    assert double.counters()['by_path'] == {RESOURCES: 1}
+    assert calls() == {RESOURCES: 1}
     double.reset_counters()
     worker.agent_running = True
     worker.uptime = 30  # restarted: worth asking again
     double.cluster.touch()
     inv = listing()
-    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1}
+    assert calls() == {RESOURCES: 1, AGENT: 1}
     assert inv.hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
 
 
@@ -493,6 +502,15 @@ def test_a_failed_parse_leaves_no_half_inventory(double, config, state_db, inven
     # source added, so the plugin takes every one of them back.
     assert inventory.hosts == {} and sorted(inventory.groups) == ['all', 'ungrouped']
     assert inventory.groups['all'].child_groups == [inventory.groups['ungrouped']]
+
+
+def test_a_lookup_refused_in_the_forked_worker_fails_cleanly(double, cli_env, tmp_path, state_db):
+    # Under ansible-inventory the lookups run in the worker process: their error crosses back as itself.
+    double.add_fault(path='/agent/network-get-interfaces$', status=403)
+    proc = cli(write_config(tmp_path), cli_env())
+    assert_clean_failure(proc, 'HTTP 403', 'check the credentials and their permissions')
+    assert double.token_secret not in proc.stdout + proc.stderr
+    assert recorded_view(state_db, double) == (None, None)  # a failed build records nothing
 
 
 def test_two_clusters_on_one_state_db_keep_their_recorded_views_apart(double, make_double, build, config, tmp_path):

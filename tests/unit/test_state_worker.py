@@ -10,7 +10,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import pytest
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store, state_worker
-from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxAuthError, StateStoreError
 from tests.conftest import ROOT
 
 RECORDS = [dict(host='web-01', name='web-01', vmid=101, status='running'),
@@ -106,6 +106,13 @@ class CountingWorker:
 
 
 @pytest.fixture
+def counting_worker():
+    worker = CountingWorker()
+    yield worker
+    worker.pool.shutdown(wait=True)
+
+
+@pytest.fixture
 def recorded_db(tmp_path):
     url = str(tmp_path / 'state' / 'x.db')
     store = state_store.StateStore(url)
@@ -134,8 +141,8 @@ def lookups(monkeypatch):
 OPTIONS = dict(api_host='pve.invalid', api_user='root@pam', api_token_id='t', api_token_secret='s')
 
 
-def test_the_state_read_is_submitted_on_first_use_and_once(recorded_db):
-    worker = CountingWorker()
+def test_the_state_read_is_submitted_on_first_use_and_once(recorded_db, counting_worker):
+    worker = counting_worker
     state = state_worker.StateRead(worker, recorded_db, 'inventory')
     assert worker.submitted == []  # nothing read until a step needs it
     taken_at, details, roles = state.result()
@@ -144,8 +151,8 @@ def test_the_state_read_is_submitted_on_first_use_and_once(recorded_db):
     assert worker.submitted == ['read_view']
 
 
-def test_the_lookups_task_makes_the_read_and_skips_a_guest_known_off(recorded_db, lookups):
-    worker = CountingWorker()
+def test_the_lookups_task_makes_the_read_and_skips_a_guest_known_off(recorded_db, lookups, counting_worker):
+    worker = counting_worker
     state = state_worker.StateRead(worker, recorded_db, 'inventory')
     guests = [dict(vmid=101, node='pve1', type='qemu', uptime=60), dict(vmid=300, node='pve1', type='lxc', uptime=5)]
     found = state.ask_ips(OPTIONS, guests, 4)
@@ -156,6 +163,39 @@ def test_the_lookups_task_makes_the_read_and_skips_a_guest_known_off(recorded_db
     assert worker.submitted == ['read_view_and_ask_ips']  # one task, one read
     with pytest.raises(RuntimeError):
         state.ask_ips(OPTIONS, guests, 4)  # the read is submitted already
+
+
+def test_container_lookups_do_not_wait_for_the_read(recorded_db, lookups, counting_worker, monkeypatch):
+    release = threading.Event()
+    real_read = state_worker.read_view
+
+    def slow_read(url, name):
+        assert release.wait(10)
+        return real_read(url, name)
+
+    monkeypatch.setattr(state_worker, 'read_view', slow_read)
+    state = state_worker.StateRead(counting_worker, recorded_db, 'inventory')
+    found = state.ask_ips(OPTIONS, [dict(vmid=300, node='pve1', type='lxc', uptime=5)], 4)
+    for _ in range(200):  # bounded: the lookup is asked while the read is still held back
+        if lookups:
+            break
+        threading.Event().wait(0.05)
+    assert lookups == [300] and not release.is_set()
+    release.set()
+    assert found()[0] == {300: ['10.0.0.50']} and state.result()[2] == {101: 'web'}
+
+
+def test_an_api_error_crosses_the_process_boundary_with_its_status():
+    with _executor('process') as worker:
+        with pytest.raises(ProxmoxAuthError) as info:
+            state_worker.result(worker.submit(_refuse))
+    assert (info.value.status, info.value.path) == (403, '/nodes/pve1/qemu/101/agent/network-get-interfaces')
+    assert 'HTTP 403' in str(info.value)
+
+
+def _refuse():
+    raise ProxmoxAuthError('Proxmox refused /nodes/pve1/qemu/101/agent/network-get-interfaces (HTTP 403)', status=403,
+                           path='/nodes/pve1/qemu/101/agent/network-get-interfaces')
 
 
 def test_a_state_db_error_is_the_lookups_task_error_too(tmp_path, lookups):
