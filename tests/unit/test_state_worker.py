@@ -176,7 +176,7 @@ def test_container_lookups_do_not_wait_for_the_read(recorded_db, lookups, counti
     monkeypatch.setattr(state_worker, 'read_view', slow_read)
     state = state_worker.StateRead(counting_worker, recorded_db, 'inventory')
     found = state.ask_ips(OPTIONS, [dict(vmid=300, node='pve1', type='lxc', uptime=5)], 4)
-    for _ in range(200):  # bounded: the lookup is asked while the read is still held back
+    for _attempt in range(200):  # bounded: the lookup is asked while the read is still held back
         if lookups:
             break
         threading.Event().wait(0.05)
