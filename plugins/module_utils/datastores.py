@@ -22,7 +22,8 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
     ProxmoxManagerError,
     StateStoreError,
 )
-from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store
+from ansible_collections.proxmox_manager.core.plugins.module_utils import state_schema
+from ansible_collections.proxmox_manager.core.plugins.module_utils.state_db import utcnow
 
 try:
     import sqlalchemy as sa
@@ -94,7 +95,8 @@ def cached(conn):
     """The cached rows as public dicts, sorted by id."""
     if conn is None:
         return []
-    return [_public(dict(r._mapping)) for r in conn.execute(sa.select(state_store.datastores).order_by(state_store.datastores.c.id))]
+    table = state_schema.datastores
+    return [_public(dict(r._mapping)) for r in conn.execute(sa.select(table).order_by(table.c.id))]
 
 
 def defaults_of(rows):
@@ -162,18 +164,19 @@ def _comparable(row):
 
 
 def _write_rows(conn, rows, deleted):
-    now = state_store.utcnow()
-    existing = set(r[0] for r in conn.execute(sa.select(state_store.datastores.c.id)))
+    now = utcnow()
+    table = state_schema.datastores
+    existing = set(r[0] for r in conn.execute(sa.select(table.c.id)))
     if deleted:
-        conn.execute(state_store.datastores.delete().where(state_store.datastores.c.id.in_(deleted)))
+        conn.execute(table.delete().where(table.c.id.in_(deleted)))
     for row in rows:
         values = dict((k, row.get(k)) for k in _PUBLIC)
         values['nodes'] = json.dumps(row.get('nodes') or [])
         values['updated_at'] = now
         if row['id'] in existing:
-            conn.execute(state_store.datastores.update().where(state_store.datastores.c.id == row['id']).values(**values))
+            conn.execute(table.update().where(table.c.id == row['id']).values(**values))
         else:
-            conn.execute(state_store.datastores.insert().values(created_at=now, **values))
+            conn.execute(table.insert().values(created_at=now, **values))
 
 
 def ensure_cache(store, client):
@@ -231,7 +234,7 @@ def set_defaults(store, client, wanted, tf_vars_file, check_mode):
         _check_wanted(current, wanted)  # again under the lock: another run may have refreshed meanwhile
         changed, result, diff = _plan_defaults(current, wanted, tf_vars_file, refreshed, sources)
         if changed:
-            table = state_store.datastores
+            table = state_schema.datastores
             for kind, sid in wanted.items():
                 flag = table.c[_FLAG[kind]]
                 conn.execute(table.update().where(flag.is_(True), table.c.id != sid).values(**{_FLAG[kind]: False}))

@@ -43,8 +43,9 @@ DATASTORES_FILE = os.path.join('state', 'datastores.yml')
 ROLES_FILE_ENV = 'PROXMOX_MANAGER_ROLES_FILE'
 DATASTORES_FILE_ENV = 'PROXMOX_MANAGER_DATASTORES_FILE'
 
-MISSING, UNDECLARED, MISMATCH, DECLARED_ONLY = 'missing', 'undeclared', 'role mismatch', 'declared only'
-DRIFT_KINDS = (MISSING, UNDECLARED, MISMATCH, DECLARED_ONLY)
+# Drift kinds (a declared-only server of the merged view is merged_view.DECLARED_ONLY, a source, not a drift).
+DRIFT_MISSING, DRIFT_UNDECLARED, DRIFT_MISMATCH, DRIFT_NOT_LIVE = 'missing', 'undeclared', 'role mismatch', 'declared only'
+DRIFT_KINDS = (DRIFT_MISSING, DRIFT_UNDECLARED, DRIFT_MISMATCH, DRIFT_NOT_LIVE)
 _MERGE_TAG = 'tag:yaml.org,2002:merge'
 _KINDS = (('hdd', 'default_hdd'), ('ssd', 'default_ssd'))
 
@@ -350,13 +351,13 @@ def role_entries(resolved):
 def drift_kinds(git_role, db_role, live):
     kinds = []
     if git_role and not live:
-        kinds.append(DECLARED_ONLY)
+        kinds.append(DRIFT_NOT_LIVE)
     if git_role and not db_role:
-        kinds.append(MISSING)
+        kinds.append(DRIFT_MISSING)
     elif git_role and db_role != git_role:
-        kinds.append(MISMATCH)
+        kinds.append(DRIFT_MISMATCH)
     if db_role and not git_role:
-        kinds.append(UNDECLARED)
+        kinds.append(DRIFT_UNDECLARED)
     return kinds
 
 

@@ -15,7 +15,6 @@ __metaclass__ = type
 import difflib
 import json
 import os
-import threading
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     DeclarationError,
@@ -30,7 +29,7 @@ DECLARED_ONLY = 'declared'
 DEFAULT_TFVARS = os.path.join('terraform', 'terraform.tfvars.json')
 TFVARS_ENV = 'PROXMOX_MANAGER_TFVARS'
 
-# What the per-guest details of a build need to remember of the last one.
+# What a build remembers of the last one (see previous_details).
 _DETAIL_FIELDS = ('agent', 'uptime', 'status', 'last_status')
 _RECORD_FIELDS = ('host', 'name', 'vmid', 'node', 'type', 'status', 'template', 'tags', 'pool',
                   'source', 'declared', 'ips', 'maxcpu', 'maxmem', 'maxdisk', 'uptime', 'agent', 'last_status')
@@ -242,21 +241,20 @@ def build_view(guests, declared, include_templates=False):
     return MergedView(records, warnings)
 
 
-def _agent_known_off(guest, before):
+def previous_details(records):
+    """What a build needs to remember of the last view (record dicts): {vmid: {agent, uptime, status, last_status}}."""
+    return dict((r['vmid'], dict((key, r.get(key)) for key in _DETAIL_FIELDS))
+                for r in records if r.get('vmid') is not None)
+
+
+def _agent_known_off(record, before):
     """The agent said "not running" last time and the guest has not restarted since.
 
     Turning the agent on needs a restart in PVE, so the answer still holds.
     """
-    if not before or before.get('agent') is not False:
+    if record.type != 'qemu' or not before or before.get('agent') is not False:
         return False
-    uptime = guest.get('uptime')
-    return uptime is not None and before.get('uptime') is not None and uptime >= before['uptime']
-
-
-def previous_details(records):
-    """What ask_ips and start_details need of the last view (record dicts): {vmid: agent, uptime, status, last status}."""
-    return dict((r['vmid'], dict((key, r.get(key)) for key in _DETAIL_FIELDS))
-                for r in records if r.get('vmid') is not None)
+    return record.uptime is not None and before.get('uptime') is not None and record.uptime >= before['uptime']
 
 
 def _wants_lookup(record):
@@ -264,94 +262,29 @@ def _wants_lookup(record):
     return record.is_live and record.status == 'running' and not record.declared_ips and not record.template
 
 
-class _Previous:
-    """The last recorded view as previous_details() gives it, loaded once on first use, from any thread."""
+def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None):
+    """The merged view, live and complete: the listing, the IP lookups, then what the last view remembers.
 
-    def __init__(self, load):
-        self._load = load
-        self._lock = threading.Lock()
-        self._view = None
-
-    def __call__(self):
-        with self._lock:
-            if self._view is None:
-                self._view = (self._load() if self._load else None) or {}
-        return self._view
-
-    def get(self, vmid):
-        return self().get(vmid)
-
-
-def fetch_listing(client, tfvars=None, include_templates=False):
-    """The merged view from tfvars and one cluster call, before any per-guest detail (see start_details).
-
+    The one orchestration of a build, for the modules and the inventory alike.
     The tfvars file is read first so a malformed file fails before any API call.
+    `previous` is previous_details() of the last recorded view, or None: a qemu
+    guest whose agent was off then is not asked again unless it restarted, and a
+    guest Proxmox reports as `unknown` (its node is offline) keeps its last
+    known status in `last_status`.
     """
     declared = load_tfvars(tfvars)
-    guests = client.cluster_resources('vm')
-    return build_view(guests, declared, include_templates=include_templates)
-
-
-def guests_to_ask(view, want_ips=True):
-    """The guests of a view whose IPs only a lookup can tell (see ask_ips), as plain dicts.
-
-    lxc guests come first: they never wait for the last view, so they are asked while it loads.
-    """
-    if not want_ips:
-        return []
-    ask = [r for r in view if _wants_lookup(r)]
-    ask.sort(key=lambda r: r.type != 'lxc')
-    return [dict(vmid=r.vmid, node=r.node, type=r.type, uptime=r.uptime) for r in ask]
-
-
-def ask_ips(client, guests, previous=None, max_workers=None):
-    """Start the IP lookups of guests_to_ask(); returns a function waiting for (ips by vmid, agent-off vmids).
-
-    A qemu guest whose agent was off at the last look is not asked unless it
-    restarted. `previous` returns the last recorded view as previous_details()
-    gives it; the lookup threads call it, so the caller goes on while it loads.
-    """
-    before = _Previous(previous)
-
-    def should_ask(guest):
-        return not (guest['type'] == 'qemu' and _agent_known_off(guest, before.get(guest['vmid'])))
-
-    wait = client.start_guests_ips(guests, max_workers=max_workers, should_ask=should_ask)
-    return lambda: (wait(), client.agent_off)
-
-
-def start_details(view, guests, found, previous=None):
-    """The records of a view that wait for per-guest details, and finish() filling them in.
-
-    `found` waits for what ask_ips() started for `guests`, here or in another process. A
-    guest Proxmox reports as `unknown` (its node is offline) keeps its last
-    known status from `previous` (see ask_ips) in `last_status`. finish()
-    returns the view; only the pending records change.
-    """
-    asked = set(g['vmid'] for g in guests)
-    ask = [r for r in view if r.is_live and r.vmid in asked]
-    unknown = [r for r in view if r.is_live and r.status == 'unknown']
-
-    def finish():
-        ips, agent_off = found()
-        for record in ask:
-            record.ips = ips.get(record.vmid, [])
-            # not asked (known off), or answered "agent not running"
-            if record.vmid not in ips or record.vmid in agent_off:
-                record.agent = False
-        before = _Previous(previous)
-        for record in unknown:
-            last = before.get(record.vmid) or {}
+    view = build_view(client.cluster_resources('vm'), declared, include_templates=include_templates)
+    previous = previous or {}
+    wanting = [r for r in view if want_ips and _wants_lookup(r)]
+    ask = [r for r in wanting if not _agent_known_off(r, previous.get(r.vmid))]
+    found = client.guests_ips([dict(vmid=r.vmid, node=r.node, type=r.type) for r in ask], max_workers=max_workers)
+    for record in wanting:
+        ips = found.get(record.vmid)
+        record.ips = ips or []
+        if ips is None:  # not asked (known off), or answered "agent not running"
+            record.agent = False
+    for record in view:
+        if record.is_live and record.status == 'unknown':
+            last = previous.get(record.vmid) or {}
             record.last_status = last.get('last_status') if last.get('status') == 'unknown' else last.get('status')
-        return view
-
-    return ask + unknown, finish  # disjoint: a lookup is only for a running guest
-
-
-def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None):
-    """The merged view, live and complete: fetch_listing, its IP lookups (ask_ips), then start_details."""
-    view = fetch_listing(client, tfvars, include_templates=include_templates)
-    previous = _Previous(previous)  # read once, for the lookups and the last known statuses
-    guests = guests_to_ask(view, want_ips)
-    found = ask_ips(client, guests, previous=previous, max_workers=max_workers)
-    return start_details(view, guests, found, previous=previous)[1]()
+    return view

@@ -12,13 +12,20 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view, proxmox_client, state_store
+from ansible_collections.proxmox_manager.core.plugins.module_utils import (
+    db_backup,
+    merged_view,
+    proxmox_client,
+    state_db,
+    state_schema,
+    state_store,
+)
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxManagerError
 from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import HAS_JSONSCHEMA
 
 STATE_ARGSPEC = dict(
     tfvars_path=dict(type='path', fallback=(env_fallback, [merged_view.TFVARS_ENV])),
-    state_db=dict(type='str', fallback=(env_fallback, [state_store.DB_ENV])),
+    state_db=dict(type='str', fallback=(env_fallback, [state_db.DB_ENV])),
 )
 
 # Set by the collection's playbooks: a local play runs its modules in the playbook's
@@ -54,7 +61,7 @@ class ProxmoxManagerModule(AnsibleModule):
     def _check_libs(self, connection):
         missing = [(lib, err) for lib, ok, err in (
             ('proxmoxer', proxmox_client.HAS_PROXMOXER or not connection, proxmox_client.PROXMOXER_IMPORT_ERROR),
-            ('SQLAlchemy', state_store.HAS_SQLALCHEMY, state_store.SQLALCHEMY_IMPORT_ERROR),
+            ('SQLAlchemy', state_schema.HAS_SQLALCHEMY, state_schema.SQLALCHEMY_IMPORT_ERROR),
             ('jsonschema', HAS_JSONSCHEMA, None),
         ) if not ok]
         if missing:
@@ -96,7 +103,7 @@ class ProxmoxManagerModule(AnsibleModule):
         result = {}
         if self.params.get('backup') and not self.check_mode and self.store.exists:
             if apply(True)[0]:
-                result['backup_file'] = self.store.backup(self.params.get('backup_dir'))
+                result['backup_file'] = db_backup.backup(self.store, self.params.get('backup_dir'))
         changed, payload, diff = apply(self.check_mode)
         result.update(payload, changed=changed)
         if self._diff:

@@ -14,9 +14,10 @@ __metaclass__ = type
 
 import ipaddress
 import os
+import queue
 import re
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import env_fallback
 
@@ -139,9 +140,6 @@ class ProxmoxClient:
         else:
             self._verify = True
         self._api = None
-        self._pool_size = DEFAULT_MAX_WORKERS
-        # vmids whose guest agent answered "not running" (see merged_view.ask_ips)
-        self.agent_off = set()
 
     @property
     def url(self):
@@ -176,10 +174,7 @@ class ProxmoxClient:
         if self._verify is False:
             # The user asked for no verification; don't spam every request.
             requests.packages.urllib3.disable_warnings()
-        api = self._with_retries('/access/ticket', lambda: ProxmoxAPI(self.host, **kwargs))
-        # Room for the concurrent IP lookups from the start, so the connection of the first call is reused.
-        _mount_pool(api, self._pool_size)
-        return api
+        return self._with_retries('/access/ticket', lambda: ProxmoxAPI(self.host, **kwargs))
 
     @property
     def api(self):
@@ -246,7 +241,7 @@ class ProxmoxClient:
         return self.get('/cluster/resources', type=kind) or []
 
     def guest_ips(self, guest):
-        """IPv4 addresses a running guest reports, or [] when it can't tell."""
+        """IPv4 addresses a running guest reports; [] when it can't tell, None when its agent is not running."""
         if guest['type'] == 'qemu':
             path = '/nodes/%s/qemu/%s/agent/network-get-interfaces' % (guest['node'], guest['vmid'])
         else:
@@ -258,56 +253,46 @@ class ProxmoxClient:
             raise
         except ProxmoxApiError as exc:
             if guest['type'] == 'qemu' and exc.status == 500 and 'agent' in str(exc).lower():
-                self.agent_off.add(guest['vmid'])
+                return None
             return []
         if isinstance(data, dict):
             data = data.get('result')
         return _ips_from_interfaces(data)
 
     def guests_ips(self, guests, max_workers=None):
-        """guest_ips for many guests, concurrently and bounded; {vmid: [ip, ...]}."""
-        return self.start_guests_ips(guests, max_workers=max_workers)()
+        """{vmid: [ip, ...], or None when its guest agent is not running}, asked concurrently.
 
-    def start_guests_ips(self, guests, max_workers=None, should_ask=None):
-        """Start guests_ips in background threads; returns a function that waits for {vmid: [ip, ...]}.
-
-        `should_ask(guest)`, when given, runs in a lookup thread before the call (it may wait for
-        something); a guest it refuses is asked nothing and left out of the answer.
+        At most `max_workers` lookups run at once, in daemon threads: a hung agent
+        call then never holds up Ctrl-C or the end of the process. The first error
+        (an auth error: the others are answers) stops the lookups not yet started and is raised.
         """
-        guests = list(guests)
-        if not guests:
-            return dict
-        workers = max(1, min(int(max_workers or DEFAULT_MAX_WORKERS), len(guests)))
-        self._size_pool(workers)
-        pool = ThreadPoolExecutor(max_workers=workers)
+        todo = queue.SimpleQueue()
+        for guest in guests:
+            todo.put(guest)
+        found, errors = {}, []
+        if todo.empty():
+            return found
 
-        def one(guest):
-            if should_ask is not None and not should_ask(guest):
-                return None
-            return self.guest_ips(guest)
+        def work():
+            while not errors:
+                try:
+                    guest = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    found[guest['vmid']] = self.guest_ips(guest)
+                except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
+                    errors.append(exc)
 
-        futures = [pool.submit(one, guest) for guest in guests]
-
-        def wait():
-            try:
-                answers = [(guest['vmid'], future.result()) for guest, future in zip(guests, futures)]
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-            return dict((vmid, ips) for vmid, ips in answers if ips is not None)
-        return wait
-
-    def _size_pool(self, workers):
-        # requests keeps 10 connections per host; more workers would just wait. Sized before the
-        # first request where possible (see _connect), since a new adapter drops open connections.
-        if workers > self._pool_size:
-            self._pool_size = workers
-            _mount_pool(self.api, workers)
-
-
-def _mount_pool(api, size):
-    """Let proxmoxer's requests session keep `size` connections to the host."""
-    session = api._store['session']  # pylint: disable=protected-access
-    session.mount('https://', requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=size))
+        workers = max(1, min(int(max_workers or DEFAULT_MAX_WORKERS), todo.qsize()))
+        threads = [threading.Thread(target=work, name='pve-ip-lookup', daemon=True) for _i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return found
 
 
 def _login_status(exc):

@@ -20,7 +20,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
     UnknownServerError,
     problems_text,
 )
-from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import server_key
+from ansible_collections.proxmox_manager.core.plugins.module_utils.server_plan import server_key
 
 ROLES_ENV = 'PROXMOX_MANAGER_ROLES'
 DEFAULT_ROLES = 'roles'

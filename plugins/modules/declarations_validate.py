@@ -177,7 +177,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils import (
     declarations,
     merged_view,
     role_assignment,
-    state_store,
+    server_plan,
 )
 from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base import ProxmoxManagerModule
 
@@ -197,7 +197,7 @@ def _run(module):
         module.warn(warning)
     for row in stale:
         module.warn('%s has the role %r in the state DB, but neither Proxmox nor the tfvars has that server any '
-                    'more, so it cannot be pruned by name.' % (state_store.server_key(row), row['role']))
+                    'more, so it cannot be pruned by name.' % (server_plan.server_key(row), row['role']))
     listed = [dict(key=entry['key'], host=record.host, name=record.name, vmid=record.vmid, role=entry['role'],
                    vars=entry['vars'], line=entry['line']) for entry, record in resolved]
     return dict(

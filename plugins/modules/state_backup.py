@@ -55,6 +55,7 @@ state_db:
   type: str
 '''
 
+from ansible_collections.proxmox_manager.core.plugins.module_utils.db_backup import backup
 from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base import ProxmoxManagerModule
 
 
@@ -62,7 +63,7 @@ def _run(module):
     store = module.store
     if module.check_mode:
         return dict(changed=True, state_db=store.display_url)
-    return dict(changed=True, state_db=store.display_url, backup_file=store.backup(module.params['backup_dir']))
+    return dict(changed=True, state_db=store.display_url, backup_file=backup(store, module.params['backup_dir']))
 
 
 def main():

@@ -4,8 +4,8 @@ Per cluster size, one API double process (10 nodes, 20 ms per request; 90% of th
 guests declared in tfvars with IPs, the rest running with agent IPs) and these
 contenders, run interleaved (each round starts with the next one):
   ours         proxmox_manager.core.proxmox (config file, tmp state DB)
-  ours_base    with --baseline REF: the same config run by the collection as it was at git REF
-  ours_list    the same, listing only (want_declared: false, want_agent_ips: false): the mode that
+  ours_base    with --baseline REF: the same config (want_declared: false) run by the collection as it was at REF
+  ours_list    the same, listing only (want_agent_ips: false): the mode that
                compares like for like with community.proxmox want_facts: false (no IP lookups)
   cp_nofacts   community.proxmox.proxmox, want_facts: false
   cp_facts     community.proxmox.proxmox, want_facts: true (the small cluster only)
@@ -78,9 +78,11 @@ def _contenders(double: DoubleProcess, workdir, with_facts: bool, cp_dir, baseli
                        cp_env),
     }
     if baseline:
-        # Its own state DB: the two versions must not read each other's recorded view.
+        # Its own state DB: the two versions must not read each other's recorded view. want_declared: false
+        # (our default now) so both carry the same hostvars and the core alone is compared.
         base = _write(workdir / "ours-base.proxmox.yml", "\n".join(ours_lines + [
-            f"state_db: {workdir / 'state-base' / 'proxmox_manager.db'}", "want_agent_ips: true", ""]))
+            f"state_db: {workdir / 'state-base' / 'proxmox_manager.db'}", "want_agent_ips: true",
+            "want_declared: false", ""]))
         out["ours_base"] = (base, dict(ours_env, ANSIBLE_COLLECTIONS_PATH=str(baseline[0])))
     if with_facts:
         out["cp_facts"] = (_write(workdir / "cp-facts.proxmox.yml", "\n".join(community + ["want_facts: true", ""])),

@@ -7,15 +7,17 @@ cheaper and sees the same plugin code.
 
 import json
 import os
+import signal
 import sqlite3
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
-from tests.conftest import ROOT, SAMPLE_TFVARS, connection_env, declared_vars, connection_options, run_ansible, run_module
+from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view as recorded
+from tests.conftest import BIN, ROOT, SAMPLE_TFVARS, connection_env, declared_vars, connection_options, run_ansible, run_module
 from tests.pve_double import generate_cluster, load_scenario, write_tfvars
 
 PLUGIN = 'proxmox_manager.core.proxmox'
@@ -127,7 +129,7 @@ def config(tmp_path, double, state_db, tfvars):
 
 def recorded_view(state_db, double):
     """(taken_at, records) the plugin recorded for the cluster of this double."""
-    return StateStore(state_db).load_snapshot('inventory@%s:%s' % (double.host, double.port))
+    return tuple(recorded.last_view(state_db, recorded.view_name(double.host, double.port)))
 
 
 def lookups_expected(cluster, declared):
@@ -166,8 +168,10 @@ def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, stat
         host = '%s-%s' % (g.name, g.vmid) if g.name == 'worker' else g.name
         v = hv[host]
         assert (v['pve_vmid'], v['pve_node'], v['pve_type'], v['pve_status']) == (g.vmid, g.node, g.type, g.status)
-        assert v['pve_tags'] == list(g.tags) and v['pve_pool'] == g.pool
-        assert v['pve_declared'] == declared_vars(declared.get(g.name))
+        assert v['pve_tags'] == list(g.tags) and v.get('pve_pool') == g.pool
+        assert 'pve_pool' in v if g.pool else 'pve_pool' not in v  # no variable is null
+        assert 'pve_declared' not in v  # opt-in (want_declared)
+        assert None not in [x for k, x in v.items() if k.startswith(('pve_', 'ansible_host'))]
         assert v.get('pve_name') == (g.name if host != g.name else None)  # only where the host was renamed
         assert v['pve_source'] == ('live+declared' if g.name in declared else 'live')
         assert host in inv.hosts('node_%s' % g.node)
@@ -186,8 +190,9 @@ def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, stat
 
     # declared only
     assert inv.hosts('declared_only') == ['web-02']
-    assert hv['web-02']['pve_source'] == 'declared' and hv['web-02']['pve_vmid'] is None
-    assert hv['web-02']['ansible_host'] == '10.10.0.54' and hv['web-02']['pve_declared'] == declared_vars(declared['web-02'])
+    assert hv['web-02']['pve_source'] == 'declared'
+    assert not {'pve_vmid', 'pve_node', 'pve_status', 'pve_type'} & set(hv['web-02'])  # not created: no nulls
+    assert hv['web-02']['ansible_host'] == '10.10.0.54' and hv['web-02']['pve_declared_role'] == 'web'
     assert inv.hosts('undeclared') == ['build-box', 'cache-ct', 'old-ct']
 
     # role_<role> from the APPLIED role in the state DB, not the declared one
@@ -230,10 +235,10 @@ def test_cache_hit_makes_zero_api_calls(double, cli_env, tmp_path):
 def assert_served_from_snapshot(inv, live, reason):
     assert set(inv.hostvars) == set(live.hostvars) and inv.groups == live.groups
     for host, v in inv.hostvars.items():
-        assert v['pve_source'] == 'cached'
+        assert v['pve_source'] == 'recorded'
         assert dict(v, pve_source=None) == dict(live.hostvars[host], pve_source=None)
     assert 'PROXMOX UNREACHABLE, SERVING THE VIEW RECORDED AT' in inv.stderr
-    assert 'pve_source=cached, %d hosts' % len(live.hostvars) in inv.stderr
+    assert 'pve_source=recorded, %d hosts' % len(live.hostvars) in inv.stderr
     assert reason in inv.stderr
 
 
@@ -288,6 +293,29 @@ def test_wrong_secret_fails_clearly_and_never_shows_even_with_vvv(double, cli_en
     output = assert_clean_failure(proc, 'HTTP 401', 'user %s with token id %s' % (double.token_user, double.token_name),
                                   'no recorded view in the state DB')
     assert wrong not in output and double.token_secret not in output
+
+
+def test_ctrl_c_ends_ansible_inventory_promptly_while_agents_hang(double, cli_env, tmp_path):
+    double.add_fault(path='/agent/network-get-interfaces$', delay=120)
+    # A terminal sends SIGINT to the whole foreground process group: a session of its own stands in for it.
+    proc = subprocess.Popen([str(BIN / 'ansible-inventory'), '-i', str(write_config(tmp_path)), '--list'],
+                            env=cli_env(PROXMOX_API_TIMEOUT='120'), cwd=str(ROOT), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for _ in range(600):  # until the agent call hangs in the double, at most 60 s
+            if double.counters()['by_path'].get(AGENT) or proc.poll() is not None:
+                break
+            threading.Event().wait(0.1)
+        assert double.counters()['by_path'].get(AGENT) == 1 and proc.poll() is None
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=2)  # the issue's bound: before, 25.9 s
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode != 0 and 'Traceback' not in err and double.token_secret not in err
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # no process of its group is left behind
 
 
 # -- in-process ----------------------------------------------------------------------------------------
@@ -365,6 +393,7 @@ def test_api_calls_constant_in_cluster_size(make_double, tmp_path, build, config
 
 def test_compose_groups_and_keyed_groups(double, build, config):
     inv = build(config(
+        want_declared=True,
         compose={'ansible_user': "'admin' if 'prod' in pve_tags else 'root'",
                  'declared_cpu': 'pve_declared.cpu | default(0)'},
         groups={'big': '(pve_declared.memory | default(0)) >= 8192'},
@@ -409,8 +438,7 @@ def test_fallback_without_snapshot_says_so(double, build, config, state_db):
 
 @pytest.mark.parametrize('how', ['in-process', 'ansible-inventory', 'password'])
 def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(double, build, config, cli_env, tmp_path, how):
-    # With a token the worker (a thread in-process, a forked process under ansible-inventory) reads the
-    # last view and asks; with a password this process asks, waiting on the worker's read.
+    # The same build through the plugin in-process, through ansible-inventory, and with ticket auth.
     def listing():
         if how == 'ansible-inventory':
             return cli_listing(write_config(tmp_path), cli_env())
@@ -443,32 +471,24 @@ def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(double, build
 
 
 def test_password_auth_logs_in_once_and_still_looks_up_ips(double, build, config):
-    # A token client asks from the worker; a password one asks from here, or there would be a second login.
+    # The lookups reuse the client of the listing: one login for the whole parse.
     double.reset_counters()
     inv = build(config(api_token_id=None, api_token_secret=None, api_user=double.user, api_password=double.password))
     assert double.counters()['by_path'] == {'POST /access/ticket': 1, RESOURCES: 1, AGENT: 1}
     assert inv.hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
 
 
-def test_details_do_not_hold_up_the_hosts_while_the_previous_view_loads(double, tfvars):
-    from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
-    from ansible_collections.proxmox_manager.core.plugins.module_utils.proxmox_client import ProxmoxClient
-    release = threading.Event()
-
-    def previous():
-        assert release.wait(10)  # an ask_ips or start_details that waited for this would time out here
-        return {}
-
-    client = ProxmoxClient(connection_options(double))
-    view = merged_view.fetch_listing(client, str(tfvars))
-    guests = merged_view.guests_to_ask(view)
-    found = merged_view.ask_ips(client, guests, previous=previous)
-    pending, finish = merged_view.start_details(view, guests, found, previous=previous)
-    assert [r.host for r in pending] == ['worker-110']  # the one running guest without a declared IP
-    assert view.by_host['worker-110'].ips == []  # not filled in before finish()
-    release.set()
-    assert finish() is view and view.by_host['worker-110'].ips == ['10.10.0.60']
-    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1}
+def test_want_declared_sets_the_declared_spec_on_declared_hosts_only(double, build, config):
+    declared = sample_tfvars()['servers']
+    lean, full = build(config()), build(config(want_declared=True))
+    assert set(lean.hostvars) == set(full.hostvars) and lean.groups == full.groups
+    for host, v in full.hostvars.items():
+        name = v.get('pve_name', host)
+        if name in declared:
+            assert v['pve_declared'] == declared_vars(declared[name])
+        else:
+            assert 'pve_declared' not in v  # never null
+        assert dict((k, x) for k, x in v.items() if k != 'pve_declared') == lean.hostvars[host]
 
 
 def parse_into_new_inventory(inventory_loader, config):
@@ -498,14 +518,12 @@ def test_a_failed_parse_leaves_no_half_inventory(double, config, state_db, inven
         expected = 'pve_no_such_var'
     inventory, error = parse_into_new_inventory(inventory_loader, config(**options))
     assert error is not None and expected in str(error)
-    # Hosts were being added while the lookups and the state DB read ran; Ansible keeps what a failed
-    # source added, so the plugin takes every one of them back.
+    # Ansible keeps what a failed source added, so the plugin takes back every host it added.
     assert inventory.hosts == {} and sorted(inventory.groups) == ['all', 'ungrouped']
     assert inventory.groups['all'].child_groups == [inventory.groups['ungrouped']]
 
 
-def test_a_lookup_refused_in_the_forked_worker_fails_cleanly(double, cli_env, tmp_path, state_db):
-    # Under ansible-inventory the lookups run in the worker process: their error crosses back as itself.
+def test_a_lookup_refused_fails_cleanly(double, cli_env, tmp_path, state_db):
     double.add_fault(path='/agent/network-get-interfaces$', status=403)
     proc = cli(write_config(tmp_path), cli_env())
     assert_clean_failure(proc, 'HTTP 403', 'check the credentials and their permissions')
@@ -537,9 +555,7 @@ def test_guest_on_offline_node_keeps_its_last_known_status(double, build, config
     assert inv.hostvars['search-ct']['pve_last_status'] == 'running'
 
 
-# -- the state DB, read and written by a worker beside the parse ---------------------------------------
-# ansible-inventory (one thread) gets a forked worker process; an in-process parse, beside the double's
-# threads, gets a worker thread. Both must behave the same.
+# -- the state DB: through ansible-inventory and in-process alike -------------------------------------
 
 @pytest.mark.parametrize('how', ['cli', 'in-process'])
 def test_locked_state_db_lists_every_host_and_warns(double, cli_env, tmp_path, config, build, monkeypatch, state_db,

@@ -253,7 +253,7 @@ def test_guests_ips_asks_only_what_it_is_given(double):
     double.set_node_status('pve3', 'offline')
     client = ProxmoxClient(connection_options(double, api_retries=2))
     found = client.guests_ips([guest_ref(double, v) for v in (100, 103, 200, 201)], max_workers=4)
-    assert found == {100: ['10.10.0.50'], 103: [], 200: ['10.10.0.70'], 201: []}
+    assert found == {100: ['10.10.0.50'], 103: None, 200: ['10.10.0.70'], 201: []}  # None: agent not running
     # 500 and 595 are final answers: one call each, no retry, nothing else asked
     assert calls(double) == {AGENT: 2, LXC_IFACES: 2}
 
@@ -300,31 +300,23 @@ def test_guests_ips_runs_concurrently_and_bounded(double, monkeypatch):
     assert double.counters()['total'] == len(refs)
 
 
-def test_start_guests_ips_returns_at_once_and_asks_only_what_should_ask_allows(double):
-    release = threading.Event()
-    consulted = []
+def test_lookups_run_in_daemon_threads_so_a_hung_agent_never_holds_up_the_exit(double, monkeypatch):
+    seen = []
+    original = ProxmoxClient.guest_ips
 
-    def should_ask(guest):
-        # Runs in a lookup thread: waiting here must not hold up the caller of start_guests_ips.
-        assert release.wait(10)
-        consulted.append(guest['vmid'])
-        return guest['vmid'] != 103
+    def tracked(self, guest):
+        seen.append((threading.current_thread().daemon, threading.current_thread() is threading.main_thread()))
+        return original(self, guest)
 
+    monkeypatch.setattr(ProxmoxClient, 'guest_ips', tracked)
+    ProxmoxClient(connection_options(double)).guests_ips([guest_ref(double, v) for v in (100, 200)], max_workers=2)
+    assert seen == [(True, False)] * 2
+
+
+def test_the_first_lookup_error_stops_the_lookups_not_started(double):
+    double.add_fault(path='/agent/network-get-interfaces$', status=403)
     client = ProxmoxClient(connection_options(double))
-    wait = client.start_guests_ips([guest_ref(double, v) for v in (100, 103, 200)], max_workers=2,
-                                   should_ask=should_ask)
-    assert double.counters()['total'] == 0  # nothing asked yet: every lookup waits on should_ask
-    release.set()
-    assert wait() == {100: ['10.10.0.50'], 200: ['10.10.0.70']}  # 103 refused: left out, never asked
-    assert sorted(consulted) == [100, 103, 200]
-    assert calls(double) == {AGENT: 1, LXC_IFACES: 1}
-
-
-def test_first_request_connection_is_reused_by_the_lookups(double):
-    client = ProxmoxClient(connection_options(double))
-    client.cluster_resources('vm')
-    session = client.api._store['session']  # pylint: disable=protected-access
-    pool = session.get_adapter(double.url).poolmanager
-    assert pool.connection_pool_kw['maxsize'] == 16  # sized before the first request, not after
-    client.guests_ips([guest_ref(double, 100)], max_workers=16)
-    assert session.get_adapter(double.url).poolmanager is pool  # no new adapter dropped the open connection
+    refs = [guest_ref(double, 100)] * 20
+    with pytest.raises(ProxmoxAuthError):
+        client.guests_ips(refs, max_workers=1)
+    assert calls(double) == {AGENT: 1}

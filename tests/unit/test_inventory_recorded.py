@@ -5,8 +5,6 @@ API double answered it for its sample cluster (tests/pve_double/scenarios/sample
 """
 
 import json
-import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -34,32 +32,10 @@ def recorded():
     return json.loads(RECORDED.read_text())['data']
 
 
-class Asked:
-    """The vmids the lookups asked and the pid that asked, kept in a file: they may run in the forked worker."""
-
-    def __init__(self, path):
-        self.path = path
-        path.write_text('')
-
-    def extend(self, vmids):
-        with open(self.path, 'a') as handle:
-            handle.writelines('%s %s\n' % (vmid, os.getpid()) for vmid in vmids)
-
-    def _lines(self):
-        return [tuple(int(x) for x in line.split()) for line in self.path.read_text().splitlines()]
-
-    def __iter__(self):
-        return iter(vmid for vmid, _pid in self._lines())
-
-    @property
-    def pids(self):
-        return set(pid for _vmid, pid in self._lines())
-
-
 @pytest.fixture
-def asked(monkeypatch, recorded, tmp_path):
-    """Replay the recording; no HTTP at all (a connection attempt fails the test)."""
-    asked = Asked(tmp_path / 'asked')
+def asked(monkeypatch, recorded):
+    """Replay the recording; no HTTP at all (a connection attempt fails the test). Lists the vmids asked."""
+    asked = []
 
     def no_http(self):
         raise AssertionError('the recorded test must not connect')
@@ -68,14 +44,13 @@ def asked(monkeypatch, recorded, tmp_path):
         assert kind == 'vm'
         return json.loads(json.dumps(recorded))
 
-    def start_guests_ips(self, guests, max_workers=None, should_ask=None):
-        guests = [g for g in guests if should_ask is None or should_ask(g)]
+    def guests_ips(self, guests, max_workers=None):
         asked.extend(g['vmid'] for g in guests)
-        return lambda: dict((g['vmid'], RECORDED_IPS[g['vmid']]) for g in guests)
+        return dict((g['vmid'], RECORDED_IPS[g['vmid']] or None) for g in guests)  # 103: agent off
 
     monkeypatch.setattr(proxmox_client.ProxmoxClient, '_connect', no_http)
     monkeypatch.setattr(proxmox_client.ProxmoxClient, 'cluster_resources', cluster_resources)
-    monkeypatch.setattr(proxmox_client.ProxmoxClient, 'start_guests_ips', start_guests_ips)
+    monkeypatch.setattr(proxmox_client.ProxmoxClient, 'guests_ips', guests_ips)
     return asked
 
 
@@ -124,8 +99,7 @@ def test_recorded_guests_become_hosts_with_their_hostvars_and_groups(populate, r
         tags = g['tags'].split(';') if g.get('tags') else []
         assert (v['pve_vmid'], v['pve_node'], v['pve_type'], v['pve_status']) == (
             g['vmid'], g['node'], g['type'], g['status'])
-        assert v['pve_tags'] == tags and v['pve_pool'] == g.get('pool')
-        assert v['pve_declared'] == declared_vars(DECLARED.get(g['name']))
+        assert v['pve_tags'] == tags and v.get('pve_pool') == g.get('pool')
         assert v.get('pve_name') == (g['name'] if host != g['name'] else None)
         assert v['pve_source'] == ('live+declared' if g['name'] in DECLARED else 'live')
         expected = ['node_' + g['node'], 'status_' + g['status'], 'type_' + g['type']]
@@ -149,20 +123,18 @@ def test_ips_asked_only_of_running_guests_without_a_declared_ip(populate, asked)
     assert 'ansible_host' not in hostvars['worker-111']  # stopped, declared with dhcp
 
 
-def test_token_lookups_run_in_the_worker_process_password_ones_here(populate, asked):
-    # Single-threaded like ansible-inventory, so the plugin forks its worker (see state_worker.executor).
-    # Threads other tests left (a worker's warm-up import, a pool) end by themselves; one that does not fails here.
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread():
-            thread.join(10)
-    assert threading.active_count() == 1
-    hostvars = populate()[0]
-    assert asked.pids and os.getpid() not in asked.pids  # their CPU was spent beside this process
-    assert hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
-    asked.path.write_text('')
-    hostvars = populate(api_token_id=None, api_token_secret=None, api_password='recorded-password')[0]
-    assert asked.pids == {os.getpid()}  # another client would have logged in a second time
-    assert hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
+def test_an_agent_found_off_is_not_asked_again_until_the_guest_restarts(populate, asked, recorded, monkeypatch):
+    populate()
+    assert 103 in asked  # its agent answered "not running"
+    del asked[:]
+    populate()
+    assert sorted(asked) == sorted(set(RECORDED_IPS) - {103})
+    for guest in recorded:
+        if guest['vmid'] == 103:
+            monkeypatch.setitem(guest, 'uptime', 1)  # restarted since: its agent may be on now
+    del asked[:]
+    populate()
+    assert sorted(asked) == sorted(RECORDED_IPS)
 
 
 def test_templates_on_request(populate):
@@ -171,14 +143,21 @@ def test_templates_on_request(populate):
     assert template == 'debian12-tpl' and template in groups['tag_template']
 
 
-def test_want_declared_false_drops_only_pve_declared(populate):
-    full, full_groups = populate(want_agent_ips=False)[:2]
-    lean, lean_groups = populate(want_agent_ips=False, want_declared=False)[:2]
+def test_hostvars_are_lean_by_default_and_want_declared_adds_only_pve_declared(populate):
+    lean, lean_groups = populate(want_agent_ips=False)[:2]
+    full, full_groups = populate(want_agent_ips=False, want_declared=True)[:2]
     assert lean_groups == full_groups and set(lean) == set(full)
-    for host, hv in full.items():
-        assert 'pve_declared' in hv and 'pve_declared' not in lean[host]
-        assert lean[host] == dict((k, v) for k, v in hv.items() if k != 'pve_declared'), host
+    for host, hv in lean.items():
+        assert None not in [v for k, v in hv.items() if k.startswith(('pve_', 'ansible_host'))], host  # none is null
+        assert 'pve_declared' not in hv
+        name = hv.get('pve_name', host)
+        if name in DECLARED:
+            assert full[host]['pve_declared'] == declared_vars(DECLARED[name])
+        else:
+            assert 'pve_declared' not in full[host]
+        assert hv == dict((k, v) for k, v in full[host].items() if k != 'pve_declared'), host
     assert lean['AI-agent']['pve_declared_role'] == 'web' and lean['AI-agent']['ansible_host'] == '10.10.0.50'
+    assert not {'pve_vmid', 'pve_node', 'pve_type', 'pve_status', 'pve_pool'} & set(lean['web-02'])
 
 
 def test_applied_roles_from_the_state_db(populate):

@@ -1,12 +1,12 @@
-"""The state store on real SQLite files: upserts, concurrency, upgrades, locks."""
+"""The state store on real SQLite files: upserts, upgrades, locks, backups (concurrency: tests/integration)."""
 
 import hashlib
-import multiprocessing
 import os
 import sqlite3
 
 import pytest
 
+from ansible_collections.proxmox_manager.core.plugins.module_utils import db_backup, state_db, state_schema
 from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store as ss
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
 
@@ -86,27 +86,6 @@ def test_mark_missing_keeps_row_and_role(tmp_path):
     assert b['present'] is True and b['absent_since'] is None and b['role'] == 'db'
 
 
-def _worker(args):
-    path, start = args
-    store = ss.StateStore(path)
-    for i in range(start, start + 250):
-        with store.writing() as conn:
-            store.upsert_servers(conn, [dict(name='vm-%05d' % i, vmid=1000 + i, role='web')], 'test')
-    return 250
-
-
-def test_eight_processes_times_250_upserts_lose_nothing(tmp_path):
-    path = str(tmp_path / 'x.db')
-    ctx = multiprocessing.get_context('spawn')
-    with ctx.Pool(8) as pool:
-        done = pool.map(_worker, [(path, n * 250) for n in range(8)])
-    assert sum(done) == 2000
-    rows = ss.StateStore(path).servers()
-    assert len(rows) == 2000 and len(set(r['vmid'] for r in rows)) == 2000
-    assert all(r['role'] == 'web' for r in rows)
-    assert sqlite3.connect(path).execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
-
-
 def _legacy(path):
     conn = sqlite3.connect(path)
     conn.executescript('''
@@ -137,7 +116,7 @@ def test_v1_db_of_the_original_app_upgrades_in_place_with_no_row_lost(tmp_path):
     assert set(rows) == {'test', 'test-2'}
     assert rows['test']['ip_address'] == '10.0.0.7' and rows['test']['role'] == 'web'
     assert rows['test-2']['vmid'] == 102 and rows['test-2']['memory'] == 1024
-    assert store.schema_version() == ss.SCHEMA_VERSION
+    assert store.schema_version() == state_db.SCHEMA_VERSION
     conn = sqlite3.connect(path)
     assert conn.execute('SELECT id, is_default_hdd, shared FROM datastores').fetchall() == [('local-lvm', 1, 0)]
     # names are no longer unique: two guests named worker fit
@@ -169,7 +148,7 @@ def test_newer_schema_is_refused(tmp_path):
     path = str(tmp_path / 'x.db')
     store = ss.StateStore(path)
     with store.writing() as conn:
-        conn.execute(ss.meta_table.update().values(value='99'))
+        conn.execute(state_schema.meta_table.update().values(value='99'))
     with pytest.raises(StateStoreError, match='newer than this collection knows'):
         ss.StateStore(path).servers()
 
@@ -182,7 +161,7 @@ def test_locked_db_is_a_clear_error_and_nothing_changes(tmp_path, monkeypatch):
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute('BEGIN IMMEDIATE')
     try:
-        monkeypatch.setenv(ss.BUSY_TIMEOUT_ENV, '1')
+        monkeypatch.setenv(state_db.BUSY_TIMEOUT_ENV, '1')
         other = ss.StateStore(path)
         with pytest.raises(StateStoreError) as err:
             with other.writing() as conn:
@@ -199,13 +178,13 @@ def test_backup_is_a_consistent_copy(tmp_path):
     store = ss.StateStore(path)
     with store.writing() as conn:
         store.upsert_servers(conn, [dict(name='a', vmid=100, role='web')], 'test')
-    copy = store.backup()
+    copy = db_backup.backup(store)
     assert os.path.dirname(copy) == str(tmp_path / 'backups')
     assert sqlite3.connect(copy).execute('SELECT name, role FROM servers').fetchall() == [('a', 'web')]
     with pytest.raises(StateStoreError, match='pg_dump'):
-        ss.StateStore('postgresql://u:secret@db/x').backup()
+        db_backup.backup(ss.StateStore('postgresql://u:secret@db/x'))
     with pytest.raises(StateStoreError, match='no state DB'):
-        ss.StateStore(str(tmp_path / 'none.db')).backup()
+        db_backup.backup(ss.StateStore(str(tmp_path / 'none.db')))
 
 
 def test_url_password_is_hidden_in_messages():

@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, proxmox_manager.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the inventory keeps in the state DB: the recorded view and the applied roles.
+
+The recorded view is the last merged view the inventory built for a cluster: the
+offline fallback serves it, and the next build remembers from it which guest
+agents were off and each guest's last known status. A SQLite state DB of the
+current layout is read and written here with the standard library's sqlite3:
+importing SQLAlchemy costs 0.4-0.5 s, more than a 500-guest parse spends on
+anything else. A DB to create or upgrade, and any other database URL, goes
+through the state store (SQLAlchemy).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import datetime
+import json
+import os
+import sqlite3
+from collections import namedtuple
+from urllib.parse import quote
+
+from ansible_collections.proxmox_manager.core.plugins.module_utils import state_db
+
+RecordedView = namedtuple('RecordedView', 'taken_at records')
+NOTHING_RECORDED = RecordedView(None, None)
+
+# The datetime text SQLAlchemy stores on SQLite, so either side reads what the other wrote.
+_SQLITE_DATETIME = '%Y-%m-%d %H:%M:%S.%f'
+
+
+def view_name(api_host, api_port):
+    """The name a cluster's recorded view is kept under: several clusters may share one state DB."""
+    return 'inventory@%s:%s' % (api_host, api_port)
+
+
+def last_view(option, name):
+    """The RecordedView kept as `name` in the state DB, or NOTHING_RECORDED. Never creates the DB."""
+    with _sqlite(option, 'read') as conn:
+        if conn is None:
+            taken_at, records = _store(option).load_snapshot(name)
+            return RecordedView(taken_at, records)
+        if conn is False:
+            return NOTHING_RECORDED
+        row = conn.execute('SELECT taken_at, payload FROM view_snapshots WHERE name = ?', (name,)).fetchone()
+    if row is None:
+        return NOTHING_RECORDED
+    return RecordedView(datetime.datetime.fromisoformat(row[0]), json.loads(row[1]))
+
+
+def applied_roles(option):
+    """{vmid, or name for a server without one: role} of the servers the state DB gives a role."""
+    with _sqlite(option, 'read') as conn:
+        if conn is None:
+            return _store(option).applied_roles()
+        if conn is False:
+            return {}
+        rows = conn.execute("SELECT vmid, name, role FROM servers WHERE role IS NOT NULL AND role != ''").fetchall()
+    return state_db.roles_by_server(rows)
+
+
+def record(option, name, records):
+    """Keep `records` (dicts) as the view `name`, replacing the last one, in one write transaction."""
+    payload = json.dumps(records)
+    with _sqlite(option, 'write') as conn:
+        if conn:
+            conn.execute('BEGIN IMMEDIATE')
+            conn.execute('DELETE FROM view_snapshots WHERE name = ?', (name,))
+            conn.execute('INSERT INTO view_snapshots (name, taken_at, payload) VALUES (?, ?, ?)',
+                         (name, state_db.utcnow().strftime(_SQLITE_DATETIME), payload))
+            conn.execute('COMMIT')
+            return
+    store = _store(option)  # creates or upgrades the DB first
+    with store.writing() as conn:
+        store.save_snapshot(conn, name, records)
+
+
+@contextlib.contextmanager
+def _sqlite(option, action):
+    """A sqlite3 connection to a SQLite state DB of the current layout.
+
+    Yields False for a SQLite file that does not exist, and None when the state
+    store must do the work: another database, or a DB of another layout (it
+    upgrades an old one and refuses a newer one).
+    """
+    path = state_db.sqlite_path(state_db.db_url(option))
+    if path is not None and not os.path.exists(path):
+        yield False
+        return
+    if path is None:
+        yield None
+        return
+    try:
+        # mode=rw: never create the file, even if it vanished since the check above.
+        conn = sqlite3.connect('file:%s?mode=rw' % quote(path), uri=True, isolation_level=None,
+                               timeout=state_db.busy_timeout())
+        try:
+            yield conn if _layout_is_current(conn) else None
+        finally:
+            conn.close()  # rolls back a transaction an error left open
+    except sqlite3.Error as exc:
+        raise state_db.error(action, path, str(exc)) from None
+
+
+def _layout_is_current(conn):
+    tables = set(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    if 'pm_meta' not in tables:
+        return False
+    row = conn.execute("SELECT value FROM pm_meta WHERE key = 'schema_version'").fetchone()
+    return row is not None and row[0] == str(state_db.SCHEMA_VERSION)
+
+
+def _store(option):
+    from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
+
+    return StateStore(option)
