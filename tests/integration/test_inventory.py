@@ -302,7 +302,7 @@ def test_ctrl_c_ends_ansible_inventory_promptly_while_agents_hang(double, cli_en
                             env=cli_env(PROXMOX_API_TIMEOUT='120'), cwd=str(ROOT), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        for _ in range(600):  # until the agent call hangs in the double, at most 60 s
+        for _attempt in range(600):  # until the agent call hangs in the double, at most 60 s
             if double.counters()['by_path'].get(AGENT) or proc.poll() is not None:
                 break
             threading.Event().wait(0.1)
