@@ -79,9 +79,10 @@ notes:
     C(pve_tags) (list), C(pve_pool), C(pve_ips) (list), C(pve_source), C(pve_declared_role)
     (the C(role) of the tfvars entry), C(pve_role) (the applied role from the state DB), and with
     O(want_declared=true) C(pve_declared) (the C(cpu), C(memory), C(disks) and C(network_devices) of the tfvars entry).
-  - A variable whose value would be null is not set, for example C(pve_vmid) of a server not created yet,
-    C(pve_pool) of a guest in no pool, or C(pve_role) of a server without an applied role; use
-    C(pve_role | default(none)).
+  - A variable whose value would be null or an empty list is not set, for example C(pve_vmid) of a server not
+    created yet, C(pve_pool) of a guest in no pool, C(pve_tags) of a guest without tags, C(pve_ips) of a guest
+    whose IPs are unknown, or C(pve_role) of a server without an applied role; use C(pve_role | default(none))
+    and C(pve_tags | default([])).
   - C(pve_name) is set only when the host name differs from the Proxmox name, that is for guests sharing a
     name (C(<name>-<vmid>)); use C(pve_name | default(inventory_hostname)) for the Proxmox name of any host.
     A guest on an offline node keeps the C(unknown) status Proxmox reports, and its last known status in
@@ -130,7 +131,7 @@ keyed_groups:
 groups:
   big: (pve_declared.memory | default(0)) >= 8192
 compose:
-  ansible_user: "'debian' if 'debian' in pve_tags else 'root'"
+  ansible_user: "'debian' if 'debian' in pve_tags | default([]) else 'root'"
 '''
 
 from ansible import context

@@ -92,7 +92,12 @@ def applied_role(record, roles):
 
 
 def host_vars(record, origin, role, want_declared=False):
-    """The variables of one host; a variable whose value would be null is left out."""
+    """The variables of one host; a variable that would be null or an empty list is left out.
+
+    Ansible's time to take hosts in grows with their variables: leaving out the empty
+    pve_ips and pve_tags took `ansible-inventory --list` of 5,000 hosts from 7.1 s to 6.0 s
+    (medians of 6 interleaved runs of a script printing the same JSON).
+    """
     hostvars = dict(
         pve_vmid=record.vmid, pve_node=record.node, pve_type=record.type, pve_status=record.status,
         pve_tags=record.tags, pve_pool=record.pool, pve_ips=record.ips,
@@ -103,7 +108,7 @@ def host_vars(record, origin, role, want_declared=False):
         hostvars['pve_declared'] = dict((key, record.declared[key]) for key in _DECLARED_KEYS if key in record.declared)
     if record.host != record.name:
         hostvars['pve_name'] = record.name
-    return dict((key, value) for key, value in hostvars.items() if value is not None)
+    return dict((key, value) for key, value in hostvars.items() if value is not None and value != [])
 
 
 def host_groups(record, role):

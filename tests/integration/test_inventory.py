@@ -168,10 +168,10 @@ def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, stat
         host = '%s-%s' % (g.name, g.vmid) if g.name == 'worker' else g.name
         v = hv[host]
         assert (v['pve_vmid'], v['pve_node'], v['pve_type'], v['pve_status']) == (g.vmid, g.node, g.type, g.status)
-        assert v['pve_tags'] == list(g.tags) and v.get('pve_pool') == g.pool
-        assert 'pve_pool' in v if g.pool else 'pve_pool' not in v  # no variable is null
+        assert v.get('pve_tags', []) == list(g.tags) and v.get('pve_pool') == g.pool
+        assert ('pve_tags' in v) == bool(g.tags) and ('pve_pool' in v) == bool(g.pool)  # none null or empty
         assert 'pve_declared' not in v  # opt-in (want_declared)
-        assert None not in [x for k, x in v.items() if k.startswith(('pve_', 'ansible_host'))]
+        assert not [k for k, x in v.items() if k.startswith(('pve_', 'ansible_host')) and x in (None, [])]
         assert v.get('pve_name') == (g.name if host != g.name else None)  # only where the host was renamed
         assert v['pve_source'] == ('live+declared' if g.name in declared else 'live')
         assert host in inv.hosts('node_%s' % g.node)
@@ -186,7 +186,7 @@ def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, stat
     assert hv['worker-110']['ansible_host'] == '10.10.0.60' and hv['worker-110']['pve_ips'] == ['10.10.0.60']
     assert hv['cache-ct']['ansible_host'] == '10.10.0.80' and hv['cache-ct']['pve_ips'] == ['10.10.0.80']
     for stopped in ('worker-111', 'build-box', 'old-ct'):
-        assert 'ansible_host' not in hv[stopped] and hv[stopped]['pve_ips'] == []
+        assert 'ansible_host' not in hv[stopped] and 'pve_ips' not in hv[stopped]
 
     # declared only
     assert inv.hosts('declared_only') == ['web-02']
@@ -361,7 +361,7 @@ def test_failed_ip_lookup_leaves_the_host_without_address(double, build, config,
     double.add_fault(path='/agent/network-get-interfaces$', status=status)
     inv = build(config())
     assert set(inv.hostvars) == SAMPLE_HOSTS
-    assert inv.hostvars['worker-110']['pve_ips'] == [] and 'ansible_host' not in inv.hostvars['worker-110']
+    assert 'pve_ips' not in inv.hostvars['worker-110'] and 'ansible_host' not in inv.hostvars['worker-110']
     assert inv.hostvars['worker-110']['pve_source'] == 'live+declared'
 
 
@@ -394,7 +394,7 @@ def test_api_calls_constant_in_cluster_size(make_double, tmp_path, build, config
 def test_compose_groups_and_keyed_groups(double, build, config):
     inv = build(config(
         want_declared=True,
-        compose={'ansible_user': "'admin' if 'prod' in pve_tags else 'root'",
+        compose={'ansible_user': "'admin' if 'prod' in pve_tags | default([]) else 'root'",
                  'declared_cpu': 'pve_declared.cpu | default(0)'},
         groups={'big': '(pve_declared.memory | default(0)) >= 8192'},
         keyed_groups=[dict(key='pve_declared_role', prefix='declared'), dict(key='pve_tags')],
@@ -455,7 +455,7 @@ def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(double, build
     worker.uptime = 5000
     double.cluster.touch()
     inv = listing()
-    assert calls() == {RESOURCES: 1, AGENT: 1} and inv.hostvars['worker-110']['pve_ips'] == []
+    assert calls() == {RESOURCES: 1, AGENT: 1} and 'pve_ips' not in inv.hostvars['worker-110']
     double.reset_counters()
     worker.uptime = 5600  # still up: the agent can't have been turned on
     double.cluster.touch()
