@@ -170,3 +170,19 @@ def run_ansible(args, env, cwd=ROOT, timeout=300):
     proc = subprocess.run([str(BIN / args[0])] + list(args[1:]), cwd=str(cwd), env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
     return proc
+
+
+@pytest.fixture
+def parse_inventory(inventory_loader, monkeypatch):
+    """Parse an inventory source in-process, as ansible-inventory does; returns (InventoryData, warnings)."""
+    from ansible.inventory.data import InventoryData
+    from ansible.parsing.dataloader import DataLoader
+
+    def _parse(config):
+        plugin = inventory_loader.get('proxmox_manager.core.proxmox')
+        warnings = []
+        monkeypatch.setattr(plugin.display, 'warning', lambda msg, *a, **kw: warnings.append(msg))
+        inventory = InventoryData()
+        plugin.parse(inventory, DataLoader(), str(config), cache=False)
+        return inventory, warnings
+    return _parse

@@ -23,6 +23,13 @@ options:
       - The state DB, a path to a SQLite file or any SQLAlchemy URL (for example C(postgresql+psycopg://host/db)).
       - Defaults to E(PROXMOX_MANAGER_DB), else C(state/proxmox_manager.db) of the current directory.
     type: str
+  allow_empty_cluster:
+    description:
+      - Believe a listing in which Proxmox reports no guest at all although the state DB records some.
+      - By default such a listing is refused and nothing is changed, since a token without C(VM.Audit) on the
+        guests gets an empty listing rather than an error. Set it for a cluster that really is empty now.
+    type: bool
+    default: false
 notes:
   - Relative paths are taken from E(PROXMOX_MANAGER_PROJECT_DIR) when it is set (the collection's playbooks set it
     to the config repo root, since a local play runs its modules in the playbook's directory), else from the
@@ -50,4 +57,11 @@ options:
     type: str
     env:
       - name: PROXMOX_MANAGER_DB
+  allow_empty_cluster:
+    description:
+      - Believe a listing in which Proxmox reports no guest at all although the recorded view holds some.
+      - By default the hosts of such a listing are shown with a warning, but neither recorded nor cached, since a
+        token without C(VM.Audit) on the guests gets an empty listing rather than an error.
+    type: bool
+    default: false
 '''

@@ -18,12 +18,14 @@ description:
   - Groups hosts by applied role (C(role_<role>)), node, status, guest type, tag and pool, and by source
     (C(declared_only), C(undeclared)). Group names are sanitised as Ansible sanitises group names.
   - Two live guests sharing a name become two hosts, C(<name>-<vmid>), with a warning; never one host.
-  - Templates are not servers unless O(include_templates=true).
+  - Templates are not servers unless O(include_templates=true); then each template is a host with
+    C(pve_template=true), in the group C(template).
   - IPs are asked of the guest agent (qemu) or the interfaces call (lxc) only for running guests that declare
     no IP, concurrently, at most O(max_workers) at a time.
-  - Each live build is recorded in the state DB as the cluster's recorded view, named by O(api_host) and
-    O(api_port), so sources for several clusters can share one state DB. When Proxmox cannot be reached, times
-    out or errors, the recorded view of that cluster is served with a loud warning (see O(offline_fallback)).
+  - Each live build that changed is recorded as the cluster's recorded view, named by O(api_host) and O(api_port),
+    into an existing state DB; the modules create and upgrade it, the inventory never does. When Proxmox cannot be
+    reached, times out, answers with a 5xx or a malformed answer, the recorded view of that cluster is served with a
+    loud warning that says which (see O(offline_fallback)). Refused credentials or privileges always fail.
   - Uses a configuration file whose name ends in C(proxmox.yml) or C(proxmox.yaml).
 requirements:
   - proxmoxer >= 2.0
@@ -42,7 +44,11 @@ options:
     required: true
     choices: ['proxmox_manager.core.proxmox']
   include_templates:
-    description: List templates as hosts too.
+    description:
+      - List templates as hosts too, each with C(pve_template=true) and in the group C(template), so a play can
+        leave them out with the host pattern C(all:!template).
+      - Templates are never servers of the merged view, so M(proxmox_manager.core.server_role) still refuses to give
+        one a role, saying it is a template.
     type: bool
     default: false
   want_agent_ips:
@@ -60,6 +66,14 @@ options:
         C(pve_declared_role) and C(ansible_host) from a declared IP are set either way.
     type: bool
     default: false
+  ansible_host_networks:
+    description:
+      - Networks (CIDR) whose addresses C(ansible_host) prefers among those a guest reports, in the order the guest
+        reports them, for example V(10.0.0.0/8). A declared IP still comes first; a guest with no address in these
+        networks keeps its first reported address.
+    type: list
+    elements: str
+    default: []
   max_workers:
     description:
       - How many IP lookups run at once.
@@ -69,8 +83,9 @@ options:
     default: 16
   offline_fallback:
     description:
-      - When Proxmox cannot be reached, times out or answers with an error, serve the recorded view of the
-        cluster from the state DB (hosts get C(pve_source=recorded)) with a warning.
+      - When Proxmox cannot be reached, times out, answers with a 5xx or a malformed answer, serve the recorded
+        view of the cluster from the state DB (hosts get C(pve_source=recorded)) with a warning naming the outage.
+        A refused login or privilege (401, 403) always fails.
       - When false, or when O(strict=true), that is an error instead.
     type: bool
     default: true
@@ -79,6 +94,8 @@ notes:
     C(pve_tags) (list), C(pve_pool), C(pve_ips) (list), C(pve_source), C(pve_declared_role)
     (the C(role) of the tfvars entry), C(pve_role) (the applied role from the state DB), and with
     O(want_declared=true) C(pve_declared) (the C(cpu), C(memory), C(disks) and C(network_devices) of the tfvars entry).
+  - With O(include_templates=true), templates carry C(pve_template=true) and sit in the group C(template); no other
+    host sets C(pve_template), so use C(pve_template | default(false)).
   - A variable whose value would be null or an empty list is not set, for example C(pve_vmid) of a server not
     created yet, C(pve_pool) of a guest in no pool, C(pve_tags) of a guest without tags, C(pve_ips) of a guest
     whose IPs are unknown, or C(pve_role) of a server without an applied role; use C(pve_role | default(none))
@@ -89,7 +106,12 @@ notes:
     C(pve_last_status).
   - A running qemu guest whose agent answered "not running" at the last build is not asked again until it
     restarts (its uptime drops), since turning the agent on takes a restart in Proxmox VE.
-    C(ansible_host) is the first declared IP, else the first non-loopback IPv4 the guest reports.
+    C(ansible_host) is the first declared IP, else the first IPv4 the guest reports (in O(ansible_host_networks)
+    when given). Addresses of loopback and of the bridges of containers inside the guest (C(lo), C(docker*),
+    C(veth*), C(br-*), C(cni*), C(flannel*), C(weave*), C(virbr*), C(lxcbr*), C(podman*)) are never taken, nor
+    link-local ones.
+  - A guest whose name no Ansible host pattern can target, such as the C(VM 200) Proxmox gives an unnamed VM, gets
+    a host name with each character outside C(A-Z a-z 0-9 _ . -) made C(-) (C(VM-200)); C(pve_name) keeps its name.
   - A hit of the inventory cache (O(cache=true)) makes no API call at all, not even a login.
   - A parse that fails takes back every host and group it added, since Ansible would otherwise keep a half
     inventory. Under C(ansible-playbook --check) nothing is written to the state DB.
@@ -173,7 +195,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if isinstance(exc, ProxmoxManagerError):
                 raise AnsibleParserError('proxmox_manager.core.proxmox: %s' % exc)
             raise
-        if view.origin != inventory_view.LIVE:
+        if not view.keep:
             return
         if self.get_option('cache'):
             self._cache[cache_key] = [r.as_dict() for r in view.records]
@@ -190,11 +212,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         strict = self.get_option('strict')
         want_declared = self.get_option('want_declared')
+        preferred = inventory_view.networks(self.get_option('ansible_host_networks'))
         compose, groups, keyed = self.get_option('compose'), self.get_option('groups'), self.get_option('keyed_groups')
         for record in view.records:
             host = added.host(record.host)
             role = inventory_view.applied_role(record, view.roles)
-            for key, value in inventory_view.host_vars(record, view.origin, role, want_declared).items():
+            for key, value in inventory_view.host_vars(record, view.origin, role, want_declared, preferred).items():
                 self.inventory.set_variable(host, key, value)
             for group in inventory_view.host_groups(record, role):
                 added.member(group, host)

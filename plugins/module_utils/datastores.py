@@ -6,7 +6,10 @@
 The seed's refresh deleted the cache before fetching and reset the defaults
 on every run; here the fetch comes first (two calls, whatever the node
 count), the cache is replaced in one transaction, and the default flags
-survive. The defaults are handed to Terraform in a vars file.
+survive. The defaults are handed to Terraform in a vars file. Only refresh()
+and set_defaults() write; info() never does. A default must hold disk images
+(content `images`): datastore_default refuses any other, and a fallback
+default that cannot hold them is reported, never silently used.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,6 +35,9 @@ except ImportError:  # pragma: no cover - the state store reports it
 
 KINDS = ('hdd', 'ssd')
 BUILTIN_DEFAULTS = {'hdd': 'local-lvm', 'ssd': 'local'}
+# What a stock Proxmox VE install gives each built-in default (`local` cannot hold disks).
+STOCK_CONTENT = {'local-lvm': 'images,rootdir', 'local': 'iso,vztmpl,backup'}
+DISK_CONTENT = 'images'
 DEFAULT_ENV = {'hdd': 'PROXMOX_HDD_DATASTORE', 'ssd': 'PROXMOX_SSD_DATASTORE'}
 DEFAULT_TF_VARS = os.path.join('terraform', 'datastores.auto.tfvars.json')
 _FLAG = {'hdd': 'is_default_hdd', 'ssd': 'is_default_ssd'}
@@ -153,7 +159,8 @@ def _plan_refresh(old_rows, fresh):
     after = dict((r['id'], _comparable(r)) for r in rows)
     changed = before != after
     result = dict(count=len(fresh), datastores=rows, default_hdd=defaults['hdd'], default_ssd=defaults['ssd'],
-                  default_sources=sources, vanished_defaults=vanished)
+                  default_sources=sources, vanished_defaults=vanished,
+                  default_warnings=default_warnings(rows, defaults, sources))
     diff = dict(before=dict((k, v) for k, v in before.items() if after.get(k) != v),
                 after=dict((k, v) for k, v in after.items() if before.get(k) != v))
     return changed, result, diff, deleted
@@ -194,13 +201,27 @@ def ensure_cache(store, client):
     return plan['datastores'], fresh, plan['default_sources']
 
 
+def holds_disks(row):
+    """Whether a datastore row's content lets Proxmox put disk images on it."""
+    return DISK_CONTENT in [c.strip() for c in (row.get('content') or '').split(',')]
+
+
 def _check_wanted(rows, wanted):
-    """Every wanted id is an enabled cached datastore, and the kind not given already has a default."""
+    """Every wanted id is an enabled cached datastore that holds disk images, and the kind not given already
+    has a default."""
     known = [r['id'] for r in rows if r['enabled']]
     unknown = ['%s=%r' % (kind, sid) for kind, sid in sorted(wanted.items()) if sid not in known]
     if unknown:
         raise ConfigurationError('Unknown datastore %s; the cache holds: %s. Nothing was changed.'
                                  % (', '.join(unknown), ', '.join(known) or 'nothing'))
+    by_id = dict((r['id'], r) for r in rows)
+    unfit = ['%s=%r (content: %s)' % (kind, sid, by_id[sid].get('content') or 'none')
+             for kind, sid in sorted(wanted.items()) if not holds_disks(by_id[sid])]
+    if unfit:
+        able = [r['id'] for r in rows if r['enabled'] and holds_disks(r)]
+        raise ConfigurationError('Datastore %s cannot hold disks: its content lacks %r, so Terraform could not put a '
+                                 'disk there. Datastores that can: %s. Nothing was changed.'
+                                 % (', '.join(unfit), DISK_CONTENT, ', '.join(able) or 'none'))
     current = defaults_of(rows)
     for kind in KINDS:
         if kind not in wanted and not current[kind]:
@@ -251,9 +272,10 @@ def _plan_defaults(rows, wanted, tf_vars_file, refreshed, sources):
     after = dict(before, **wanted)
     file_ok = _read_tf_vars(tf_vars_file) == _tf_vars(after['hdd'], after['ssd'])
     changed = before != after or not file_ok
+    sources = dict(sources, **dict((k, 'option') for k in wanted))
     result = dict(default_hdd=after['hdd'], default_ssd=after['ssd'], terraform_vars_file=tf_vars_file,
                   refreshed=refreshed, previous_hdd=before['hdd'], previous_ssd=before['ssd'],
-                  default_sources=dict(sources, **dict((k, 'option') for k in wanted)))
+                  default_sources=sources, default_warnings=default_warnings(rows, after, sources))
     return changed, result, dict(before=before, after=after)
 
 
@@ -285,37 +307,73 @@ def _write_tf_vars(path, hdd, ssd):
         raise StateStoreError('Cannot write the Terraform vars file %s: %s' % (path, exc.strerror)) from None
 
 
-def info(store, client_factory, refresh_first, check_mode=False):
-    """The seed's GET answer from the cache; (result, warnings).
+def default_warnings(rows, defaults, sources):
+    """{kind: message} for each default disks cannot land on: its row lacks `images`; or, with no row to tell,
+    it is the built-in `local`, which a stock Proxmox VE gives only iso,vztmpl,backup; or the list lacks it."""
+    by_id = dict((r['id'], r) for r in rows)
+    out = {}
+    for kind in KINDS:
+        sid = defaults.get(kind)
+        if not sid:
+            continue
+        row = by_id.get(sid)
+        change = 'choose one that holds %r with proxmox_manager.core.datastore_default %s=<id>' % (DISK_CONTENT, kind)
+        if row is not None:
+            if not holds_disks(row):
+                out[kind] = ('The default %s datastore %r cannot hold disks: its content is %s, without %r; %s.'
+                             % (kind.upper(), sid, row.get('content') or 'empty', DISK_CONTENT, change))
+        elif rows:
+            out[kind] = ('The default %s datastore %r (%s) is not one of the cluster\'s datastores; %s.'
+                         % (kind.upper(), sid, sources.get(kind), change))
+        elif sources.get(kind) == 'builtin' and DISK_CONTENT not in STOCK_CONTENT.get(sid, DISK_CONTENT):
+            out[kind] = ('The default %s datastore %r is the built-in fallback, and a stock Proxmox VE gives %r only '
+                         '%s, not disk images: set %s, or %s.'
+                         % (kind.upper(), sid, sid, STOCK_CONTENT[sid], DEFAULT_ENV[kind], change))
+    return out
 
-    Refreshes only when asked or when the cache is empty. When neither
-    Proxmox nor the DB can answer, the defaults come from the environment or
-    the built-in names, and the result says so.
+
+def info(store, client_factory, live=False):
+    """The seed's GET answer; (result, warnings). Writes nothing, ever.
+
+    From the cache; from Proxmox (two calls, nothing recorded) when the cache
+    is empty or `live`. When neither Proxmox nor the DB can answer, the
+    defaults come from the environment or the built-in names, and the result
+    says so. A default that cannot hold disks is named in `default_warnings`
+    and in a warning.
     """
     warnings = []
     rows = []
     source = 'cache'
+    msg = None
+    unreadable = False
     try:
         rows = read(store)
     except StateStoreError as exc:
+        unreadable = True
         warnings.append('The state DB could not be read: %s' % exc)
-    if refresh_first or not rows:
+    sources = dict((k, 'db') for k in KINDS)
+    if live or not rows:
         try:
-            _changed, result, _diff = refresh(store, client_factory(), check_mode)
-            rows, source = result['datastores'], 'proxmox'
+            # What a refresh would record, computed read-only: the cached flags applied to the live list.
+            plan = _plan_refresh(rows, fetch(client_factory()))[1]
+            if not rows and not unreadable:
+                msg = ('Nothing is cached in the state DB %s: the datastores were read from Proxmox and not recorded; '
+                       'run proxmox_manager.core.datastore_refresh to cache them.' % store.display_url)
+            rows, sources, source = plan['datastores'], plan['default_sources'], 'proxmox'
         except ProxmoxManagerError as exc:
-            if refresh_first or not rows:
-                warnings.append('Proxmox could not be asked for datastores: %s' % exc)
-    defaults = defaults_of(rows) if rows else dict((k, None) for k in KINDS)
-    sources = {}
+            warnings.append('Proxmox could not be asked for datastores: %s' % exc)
+    defaults = defaults_of(rows)
     for kind in KINDS:
-        if defaults[kind]:
-            sources[kind] = 'db'
-        else:
+        if not defaults[kind]:
             defaults[kind], sources[kind] = initial_default(kind)
     if not rows:
         source = 'fallback'
         warnings.append('No datastore list is available; the defaults come from %s.'
                         % ', '.join('%s=%s (%s)' % (k, defaults[k], sources[k]) for k in KINDS))
-    return dict(datastores=[r for r in rows if r['enabled']], default_hdd=defaults['hdd'],
-                default_ssd=defaults['ssd'], default_sources=sources, source=source), warnings
+    unfit = default_warnings(rows, defaults, sources)
+    warnings.extend(unfit[kind] for kind in KINDS if kind in unfit)
+    result = dict(datastores=[r for r in rows if r['enabled']], default_hdd=defaults['hdd'],
+                  default_ssd=defaults['ssd'], default_sources=sources, source=source, default_warnings=unfit)
+    if msg:
+        result['msg'] = msg
+    return result, warnings

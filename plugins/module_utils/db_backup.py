@@ -12,6 +12,7 @@ import os
 import sqlite3
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
+from ansible_collections.proxmox_manager.core.plugins.module_utils.state_db import check_not_a_directory, error
 
 
 def backup(store, directory=None):
@@ -21,24 +22,34 @@ def backup(store, directory=None):
                               '(pg_dump for PostgreSQL).' % store.display_url)
     if not store.exists:
         raise StateStoreError('There is no state DB at %s to back up yet.' % store.path)
+    check_not_a_directory(store.path, 'back up')
     directory = directory or os.path.join(os.path.dirname(store.path), 'backups')
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+    except OSError as exc:
+        raise error('back up', store.path, 'cannot create the backup directory %s (%s)'
+                    % (directory, exc.strerror)) from None
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')
     base = os.path.splitext(os.path.basename(store.path))[0]
     dest = os.path.join(directory, '%s-%s.db' % (base, stamp))
     # Written aside and renamed, so a copy that exists is a whole one.
     tmp = dest + '.part'
-    src = sqlite3.connect(store.path, timeout=store.busy_timeout)
+    try:
+        src = sqlite3.connect(store.path, timeout=store.busy_timeout)
+    except sqlite3.Error as exc:
+        raise error('back up', store.path, str(exc)) from None
     try:
         out = sqlite3.connect(tmp)
         try:
             src.backup(out)
         finally:
             out.close()
-    except sqlite3.Error as exc:
-        raise StateStoreError('Cannot back up %s: %s' % (store.path, exc)) from None
+        os.replace(tmp, dest)
+    except (sqlite3.Error, OSError) as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise error('back up', store.path, getattr(exc, 'strerror', None) or str(exc)) from None
     finally:
         src.close()
-    os.replace(tmp, dest)
     return dest

@@ -24,6 +24,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas impor
     DATASTORES_SCHEMA,
     ROLES_SCHEMA,
     _field,
+    excerpt,
     validate,
 )
 
@@ -47,6 +48,7 @@ DATASTORES_FILE_ENV = 'PROXMOX_MANAGER_DATASTORES_FILE'
 DRIFT_MISSING, DRIFT_UNDECLARED, DRIFT_MISMATCH, DRIFT_NOT_LIVE = 'missing', 'undeclared', 'role mismatch', 'declared only'
 DRIFT_KINDS = (DRIFT_MISSING, DRIFT_UNDECLARED, DRIFT_MISMATCH, DRIFT_NOT_LIVE)
 _MERGE_TAG = 'tag:yaml.org,2002:merge'
+_MAX_DEPTH = 100  # levels of mappings and lists; the vars of a server are at level four
 _KINDS = (('hdd', 'default_hdd'), ('ssd', 'default_ssd'))
 
 
@@ -107,8 +109,47 @@ def _index(node, path, lines, duplicates, visited):
             _index(item, sub, lines, duplicates, visited)
 
 
+def _refuse_aliases_and_depth(path, text):
+    """Raise at the first alias (else anchor), or past _MAX_DEPTH levels, of a YAML text.
+
+    An alias makes one node stand for another, so nine lines can stand for a
+    billion values (or for an endless, recursive value) that every later step
+    (the schema messages, the module result) would expand. Declarations need
+    none: each server says its role and vars in full. Nesting is bounded too:
+    libyaml's composer recurses in C, and 100,000 brackets crash the process.
+    Only the parser's events are read (a fifth of the time of the load itself),
+    so nothing is expanded or composed before the checks pass.
+    """
+    anchor, depth = None, 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            mark, what = event.start_mark, 'an alias (*%s)' % excerpt(event.anchor, quote=False)
+            break
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > _MAX_DEPTH:
+                message = ('%s:%d:%d: nested more than %d levels deep; a declaration needs a few.'
+                           % (path, event.start_mark.line + 1, event.start_mark.column + 1, _MAX_DEPTH))
+                raise DeclarationError(message, [message])
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        if anchor is None and getattr(event, 'anchor', None):
+            anchor = event
+    else:
+        if anchor is None:
+            return
+        mark, what = anchor.start_mark, 'an anchor (&%s)' % excerpt(anchor.anchor, quote=False)
+    message = ('%s:%d:%d: %s: YAML anchors and aliases are not accepted in the declarations (an alias can make a '
+               'small file endless); write each value out in full.' % (path, mark.line + 1, mark.column + 1, what))
+    raise DeclarationError(message, [message])
+
+
 def load_yaml(path):
-    """(YamlDocument, [problem]) for a YAML file; a syntax error raises, naming the file and line."""
+    """(YamlDocument, [problem]) for a YAML file; a syntax error raises, naming the file and line.
+
+    Anchors and aliases are refused, and so are merge keys (`<<`) that use them,
+    as is nesting past _MAX_DEPTH levels (see _refuse_aliases_and_depth).
+    """
     if not HAS_YAML:
         raise DeclarationError('The Python library PyYAML is required to read %s.' % path)
     try:
@@ -120,6 +161,7 @@ def load_yaml(path):
         raise DeclarationError('Cannot read %s: %s' % (path, exc.strerror)) from None
     lines, duplicates = {}, []
     try:
+        _refuse_aliases_and_depth(path, text)
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
@@ -140,6 +182,9 @@ def load_yaml(path):
         raise DeclarationError(message, [message]) from None
     except yaml.YAMLError as exc:
         message = '%s: not valid YAML: %s' % (path, exc)
+        raise DeclarationError(message, [message]) from None
+    except RecursionError:
+        message = '%s: nested too deeply to be a declaration file.' % path
         raise DeclarationError(message, [message]) from None
     document = YamlDocument(path, data, lines)
     problems = [document.problem(sub, 'given twice (lines %d and %d); YAML keeps only the last, so say it once'
@@ -254,14 +299,16 @@ def check_servers(declarations, view, catalog, tfvars_name):
         if record.host in seen:
             first = seen[record.host]
             problems.append(declarations.problem(entry, 'the same server (%s) as servers.%s on line %s; declare '
-                                                        'each server once.' % (record.host, first['key'], first['line'])))
+                                                        'each server once.' % (excerpt(record.host, quote=False),
+                                                                               excerpt(first['key'], quote=False),
+                                                                               first['line'])))
             continue
         seen[record.host] = entry
         resolved.append((entry, record))
         tf_role = record.declared_role
         if tf_role and tf_role != entry['role']:
-            warnings.append(declarations.problem(entry, '%r differs from the role %r in %s; the declaration wins.'
-                                                 % (entry['role'], tf_role, tfvars_name), 'role'))
+            warnings.append(declarations.problem(entry, '%s differs from the role %s in %s; the declaration wins.'
+                                                 % (excerpt(entry['role']), excerpt(tf_role), tfvars_name), 'role'))
     return resolved, unresolved, problems, warnings
 
 
@@ -291,15 +338,18 @@ def check_datastores(declarations, cached_rows, fetch):
             continue
         if sid not in known:
             close = difflib.get_close_matches(sid, list(known), n=2, cutoff=0.6)
-            hint = ' Did you mean %s?' % ' or '.join(repr(c) for c in close) if close else ''
-            problems.append(document.problem((key,), 'datastore %r is neither in the datastore cache nor in Proxmox '
+            hint = ' Did you mean %s?' % ' or '.join(excerpt(c) for c in close) if close else ''
+            problems.append(document.problem((key,), 'datastore %s is neither in the datastore cache nor in Proxmox '
                                                      '(enabled datastores: %s).%s'
-                                             % (sid, ', '.join(sorted(known)) or 'none', hint)))
+                                             % (excerpt(sid), ', '.join(sorted(known)) or 'none', hint)))
             continue
         content = [c.strip() for c in (known[sid].get('content') or '').split(',')]
         if 'images' not in content:
-            warnings.append(document.problem((key,), 'datastore %r does not hold disk images (content: %s).'
-                                             % (sid, known[sid].get('content') or 'none')))
+            # datastore_default refuses it too: validate must not pass what apply will refuse
+            problems.append(document.problem((key,), 'datastore %s cannot hold disks (content: %s), so new disks '
+                                                     'could not land there.'
+                                             % (excerpt(sid), excerpt(known[sid].get('content') or 'none',
+                                                                      quote=False))))
     return problems, warnings, refresh
 
 
@@ -384,6 +434,10 @@ def drift_rows(view, resolved, unresolved, rows):
         if entry['key'] in view.by_name or entry['key'] in view.by_host:
             # Ambiguous name, or a vmid the name does not have: validation explains it.
             add(entry['key'], entry['key'], entry['vmid'], entry['role'], None, 'ambiguous', True)
+            continue
+        if entry['key'] in view.templates:
+            # A template is no server: it gets no role (validation says so).
+            add(entry['key'], entry['key'], entry['vmid'], entry['role'], None, 'template', False)
             continue
         # A declaration of a server that is gone: one row with its stale DB role, if any.
         row = next((r for r in stale if r['name'] == entry['key'] and entry['vmid'] in (None, r['vmid'])), None)

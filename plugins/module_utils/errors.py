@@ -21,13 +21,23 @@ class ConfigurationError(ProxmoxManagerError):
     """Options missing or contradictory: a user error, never worth a retry or fallback."""
 
 
-class ProxmoxApiError(ProxmoxManagerError):
-    """Proxmox answered with an error status, or could not be reached."""
+# What kept Proxmox from answering (ProxmoxApiError.outage): the inventory serves its recorded view for these only.
+UNREACHABLE, TIMED_OUT, SERVER_ERROR, MALFORMED = 'unreachable', 'timed out', 'server error', 'malformed answer'
 
-    def __init__(self, message, status=None, path=None):
+
+class ProxmoxApiError(ProxmoxManagerError):
+    """Proxmox answered with an error status, or could not be reached.
+
+    `outage` is UNREACHABLE, TIMED_OUT, SERVER_ERROR (5xx) or MALFORMED when Proxmox
+    failed to answer; None when it answered and refused (bad credentials, a
+    missing privilege, a bad request) or the TLS certificate did not verify.
+    """
+
+    def __init__(self, message, status=None, path=None, outage=None):
         super(ProxmoxApiError, self).__init__(message)
         self.status = status
         self.path = path
+        self.outage = outage
 
 
 class ProxmoxAuthError(ProxmoxApiError):

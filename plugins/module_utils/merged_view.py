@@ -15,16 +15,25 @@ __metaclass__ = type
 import difflib
 import json
 import os
+import re
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     DeclarationError,
+    ProxmoxAuthError,
     UnknownServerError,
 )
-from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import TFVARS_SCHEMA, validate
+from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import (
+    TFVARS_SCHEMA,
+    _field,
+    excerpt,
+    validate,
+)
 
 LIVE_AND_DECLARED = 'live+declared'
 LIVE_ONLY = 'live'
 DECLARED_ONLY = 'declared'
+
+_NOT_IN_HOST_NAME = re.compile(r'[^A-Za-z0-9_.-]')
 
 DEFAULT_TFVARS = os.path.join('terraform', 'terraform.tfvars.json')
 TFVARS_ENV = 'PROXMOX_MANAGER_TFVARS'
@@ -40,11 +49,77 @@ def tfvars_path(option=None):
     return option or os.environ.get(TFVARS_ENV) or DEFAULT_TFVARS
 
 
+def _json_paths(data, wanted):
+    """{id(object): its field path} for the objects of `wanted` (ids) within decoded JSON; no recursion."""
+    found, stack = {}, [(data, ())]
+    while stack and len(found) < len(wanted):
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            if id(value) in wanted:
+                found[id(value)] = path
+            stack.extend((sub, path + (key,)) for key, sub in value.items())
+        elif isinstance(value, list):
+            stack.extend((sub, path + (number,)) for number, sub in enumerate(value))
+    return found
+
+
+def _has_lone_surrogate(data):
+    """A `\\ud800` escape decodes to a str no database or file can store; checked only when the text has an escape."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode('utf-8')
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _read_json(path):
+    """The decoded JSON of a file; a key given twice in one object, or nesting too deep, is an error.
+
+    json keeps the last copy of a duplicate key silently, so a server declared
+    twice would lose its first declaration without a word.
+    """
+    twice = []
+
+    def pairs_hook(pairs):
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen = set()
+            for key, _value in pairs:
+                if key in seen:
+                    twice.append((obj, key))
+                seen.add(key)
+        return obj
+
+    try:
+        with open(path, 'rb') as handle:
+            text = handle.read().decode('utf-8')
+        data = json.loads(text, object_pairs_hook=pairs_hook)
+    except RecursionError:
+        raise DeclarationError('%s is not valid: nested too deeply to be a tfvars file.' % path) from None
+    except ValueError as exc:
+        raise DeclarationError('%s is not valid JSON: %s' % (path, exc)) from None
+    except OSError as exc:
+        raise DeclarationError('Cannot read %s: %s' % (path, exc.strerror)) from None
+    if '\\u' in text and _has_lone_surrogate(data):
+        raise DeclarationError('%s is not valid: it holds a lone UTF-16 surrogate escape, which is no character.' % path)
+    if twice:
+        where = _json_paths(data, set(id(obj) for obj, _key in twice))
+        problems = []
+        for obj, key in twice:
+            field = _field(where.get(id(obj), ()) + (key,))
+            problem = ('%s: %s: the key is given twice in one object; JSON keeps only the last, so say it once.'
+                       % (path, field))
+            if problem not in problems:
+                problems.append(problem)
+        raise DeclarationError('%s is not valid:\n  %s' % (path, '\n  '.join(problems)), problems)
+    return data
+
+
 def load_tfvars(path=None):
     """Declared servers {name: entry} from tfvars, validated against the schema.
 
     A missing file at the default path means "nothing declared yet"; a path the
-    user named must exist.
+    user named must exist. A key given twice in one object is refused.
     """
     explicit = bool(path or os.environ.get(TFVARS_ENV))
     path = tfvars_path(path)
@@ -52,16 +127,11 @@ def load_tfvars(path=None):
         if explicit:
             raise DeclarationError('The tfvars file %s does not exist.' % path)
         return {}
-    try:
-        with open(path, 'rb') as handle:
-            data = json.loads(handle.read().decode('utf-8'))
-    except ValueError as exc:
-        raise DeclarationError('%s is not valid JSON: %s' % (path, exc)) from None
-    except OSError as exc:
-        raise DeclarationError('Cannot read %s: %s' % (path, exc.strerror)) from None
+    data = _read_json(path)
     validate(data, TFVARS_SCHEMA, path)
     servers = data['servers']
-    mismatched = ['servers.%s.name: %r differs from its key %r' % (key, entry['name'], key)
+    mismatched = ['servers.%s.name: %s differs from its key %s' % (excerpt(key, quote=False), excerpt(entry['name']),
+                                                                   excerpt(key))
                   for key, entry in servers.items() if entry['name'] != key]
     if mismatched:
         raise DeclarationError('%s is not valid:\n  %s' % (path, '\n  '.join('%s: %s' % (path, m) for m in mismatched)),
@@ -138,12 +208,36 @@ def _live_record(guest, declared):
         maxdisk=guest.get('maxdisk'), uptime=guest.get('uptime'))
 
 
-class MergedView:
-    """The merged list, indexed by inventory host name and by guest name."""
+def close_matches(word, candidates, n=3, cutoff=0.6):
+    """Up to `n` distinct candidates close to `word`: closest first, ties in alphabetical order.
 
-    def __init__(self, records, warnings=None):
+    difflib.get_close_matches breaks ties in reverse alphabetical order and
+    keeps repeats, so among 1,000 guests `guest-1o7` got `guest-917`, not `guest-107`.
+    """
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(word)
+    scored = []
+    for candidate in set(candidates):
+        matcher.set_seq1(candidate)
+        if matcher.real_quick_ratio() >= cutoff and matcher.quick_ratio() >= cutoff:
+            score = matcher.ratio()
+            if score >= cutoff:
+                scored.append((-score, candidate))
+    scored.sort()
+    return [candidate for _score, candidate in scored[:n]]
+
+
+class MergedView:
+    """The merged list, indexed by inventory host name and by guest name.
+
+    `templates` ({name: [ServerRecord]}) are the templates the view left out:
+    not servers, but known, so a name that is a template is told so.
+    """
+
+    def __init__(self, records, warnings=None, templates=None):
         self.records = records
         self.warnings = list(warnings or [])
+        self.templates = dict(templates or {})
         self.by_host = dict((r.host, r) for r in records)
         self.by_name = {}
         for record in records:
@@ -156,9 +250,9 @@ class MergedView:
         return iter(self.records)
 
     def _suggest(self, name):
-        close = difflib.get_close_matches(name, list(self.by_host) + list(self.by_name), n=3, cutoff=0.6)
-        close = list(dict.fromkeys(close))
-        return ' Did you mean %s?' % ' or '.join(repr(c) for c in close) if close else ''
+        """' Did you mean ...?' with up to 3 distinct host or guest names, closest first, or ''."""
+        close = close_matches(name, list(self.by_host) + list(self.by_name), n=3)
+        return ' Did you mean %s?' % ' or '.join(excerpt(c) for c in close) if close else ''
 
     def find(self, name, vmid=None):
         """(record, None) or (None, problem) for a server name and optional vmid."""
@@ -166,19 +260,24 @@ class MergedView:
         if candidates is None and name in self.by_host:
             candidates = [self.by_host[name]]
         if not candidates:
-            return None, ('Server %r does not exist in Proxmox or in the tfvars declarations.%s'
-                          % (name, self._suggest(name)))
+            templates = self.templates.get(name)
+            if templates:
+                return None, ('%s is a template (vmid %s), not a server: a template gets no role. Clone it into a '
+                              'guest, or name a server.' % (excerpt(name), ', '.join(str(r.vmid) for r in templates)))
+            return None, ('Server %s does not exist in Proxmox or in the tfvars declarations.%s'
+                          % (excerpt(name), self._suggest(name)))
         if vmid is not None:
             match = [r for r in candidates if r.vmid == int(vmid)]
             if not match:
-                return None, ('Server %r has no guest with vmid %s; its vmids are %s.'
-                              % (name, vmid, ', '.join(str(r.vmid) for r in candidates)))
+                return None, ('Server %s has no guest with vmid %s; its vmids are %s.'
+                              % (excerpt(name), excerpt(vmid, quote=False),
+                                 ', '.join(str(r.vmid) for r in candidates)))
             return match[0], None
         if len(candidates) > 1:
-            return None, ('Server name %r is ambiguous: %d guests share it (vmids %s). Give vmid, '
+            return None, ('Server name %s is ambiguous: %d guests share it (vmids %s). Give vmid, '
                           'or use one of the host names %s.'
-                          % (name, len(candidates), ', '.join(str(r.vmid) for r in candidates),
-                             ', '.join(r.host for r in candidates)))
+                          % (excerpt(name), len(candidates), ', '.join(str(r.vmid) for r in candidates),
+                             ', '.join(excerpt(r.host, quote=False) for r in candidates)))
         return candidates[0], None
 
     def resolve(self, name, vmid=None):
@@ -187,6 +286,14 @@ class MergedView:
         if problem:
             raise UnknownServerError(problem, [problem])
         return record
+
+
+def host_name(name):
+    """A name every Ansible host pattern can target: each character outside A-Z, a-z, 0-9, `_`, `.` and `-` becomes `-`.
+
+    Proxmox names an unnamed VM `VM 200`; `'VM 200'` matches no pattern. The real name stays in pve_name.
+    """
+    return _NOT_IN_HOST_NAME.sub('-', name)
 
 
 def build_view(guests, declared, include_templates=False):
@@ -198,14 +305,15 @@ def build_view(guests, declared, include_templates=False):
     to every live guest of its name.
     """
     warnings = []
-    live = {}
+    live, templates = {}, {}
     for guest in guests:
         if guest.get('type') not in ('qemu', 'lxc'):
             continue
-        if guest.get('template') and not include_templates:
-            continue
         name = guest.get('name') or 'vm-%s' % guest.get('vmid')
         guest = dict(guest, name=name)
+        if guest.get('template') and not include_templates:
+            templates.setdefault(name, []).append(_live_record(guest, None))  # kept aside: not a server
+            continue
         live.setdefault(name, []).append(guest)
 
     records = []
@@ -224,13 +332,20 @@ def build_view(guests, declared, include_templates=False):
                 record.host = '%s-%s' % (name, guest['vmid'])
             records.append(record)
 
+    live_vmids = dict((r.vmid, r.name) for r in records)
     for name, entry in declared.items():
         if name not in live:
-            records.append(ServerRecord(host=name, name=name, vmid=entry.get('vm_id'),
-                                        source=DECLARED_ONLY, declared=entry))
+            vmid = entry.get('vm_id')
+            if vmid in live_vmids:
+                # Two servers with one vmid would take turns in one state DB row.
+                warnings.append('tfvars declares %s with vm_id %s, the vmid of the live guest %s: it is listed as not '
+                                'created yet, without that vmid.' % (excerpt(name), vmid, excerpt(live_vmids[vmid])))
+                vmid = None
+            records.append(ServerRecord(host=name, name=name, vmid=vmid, source=DECLARED_ONLY, declared=entry))
 
     taken = set()
     for record in records:
+        record.host = host_name(record.host)
         if record.host in taken:
             # `<name>-<vmid>` met a guest really called that: keep both, visibly.
             warnings.append('Host name %r is used twice; the guest with vmid %s is listed as %s-vmid%s.'
@@ -238,7 +353,25 @@ def build_view(guests, declared, include_templates=False):
             record.host = '%s-vmid%s' % (record.host, record.vmid)
         taken.add(record.host)
     records.sort(key=lambda r: (r.name, r.vmid or 0))
-    return MergedView(records, warnings)
+    for same_name in templates.values():
+        same_name.sort(key=lambda r: r.vmid or 0)
+    return MergedView(records, warnings, templates)
+
+
+LOOKUPS_REFUSED = ('The IP lookups were skipped for this run: %s Give the token VM.GuestAgent.Audit (PVE 9) or '
+                   'VM.Monitor (PVE 8) on the qemu guests and VM.Audit on the containers, or set want_agent_ips: false.')
+
+
+def emptied(view, recorded_guests):
+    """Why a listing without any guest is not believed when `recorded_guests` were recorded before; None if it is.
+
+    A token without VM.Audit gets an empty listing, not an error: taken as the truth it
+    would mark every server gone. allow_empty_cluster lets a really empty cluster through.
+    """
+    if not recorded_guests or any(record.is_live for record in view):
+        return None
+    return ('Proxmox listed no guests, while %d were recorded before: a token without VM.Audit on the guests '
+            'sees an empty cluster. Set allow_empty_cluster: true if the cluster really is empty.' % recorded_guests)
 
 
 def previous_details(records):
@@ -277,7 +410,14 @@ def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max
     previous = previous or {}
     wanting = [r for r in view if want_ips and _wants_lookup(r)]
     ask = [r for r in wanting if not _agent_known_off(r, previous.get(r.vmid))]
-    found = client.guests_ips([dict(vmid=r.vmid, node=r.node, type=r.type) for r in ask], max_workers=max_workers)
+    try:
+        found = client.guests_ips([dict(vmid=r.vmid, node=r.node, type=r.type) for r in ask], max_workers=max_workers)
+    except ProxmoxAuthError as exc:
+        if exc.status != 403:
+            raise
+        # A token may list guests without the privilege to ask their agents: list them, unasked.
+        view.warnings.append(LOOKUPS_REFUSED % exc)
+        wanting = []
     for record in wanting:
         ips = found.get(record.vmid)
         record.ips = ips or []

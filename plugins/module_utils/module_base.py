@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import sqlite3
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -20,12 +21,13 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils import (
     state_schema,
     state_store,
 )
-from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxManagerError
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxApiError, ProxmoxManagerError
 from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import HAS_JSONSCHEMA
 
 STATE_ARGSPEC = dict(
     tfvars_path=dict(type='path', fallback=(env_fallback, [merged_view.TFVARS_ENV])),
     state_db=dict(type='str', fallback=(env_fallback, [state_db.DB_ENV])),
+    allow_empty_cluster=dict(type='bool', default=False),
 )
 
 # Set by the collection's playbooks: a local play runs its modules in the playbook's
@@ -90,9 +92,18 @@ class ProxmoxManagerModule(AnsibleModule):
         return self._store
 
     def merged_view(self, include_templates=False, want_ips=False, max_workers=None):
-        """The one answer to "which servers exist", as the inventory computes it."""
-        return merged_view.fetch_view(self.client, self.params['tfvars_path'], include_templates=include_templates,
+        """The one answer to "which servers exist", as the inventory computes it.
+
+        A listing without guests is refused while the state DB records guests (merged_view.emptied).
+        """
+        view = merged_view.fetch_view(self.client, self.params['tfvars_path'], include_templates=include_templates,
                                       want_ips=want_ips, max_workers=max_workers)
+        if not self.params['allow_empty_cluster'] and not any(record.is_live for record in view):
+            recorded = sum(1 for row in self.store.servers() if row['vmid'] is not None and row['present'])
+            problem = merged_view.emptied(view, recorded)
+            if problem:
+                raise ProxmoxApiError('%s Nothing was changed.' % problem, path='/cluster/resources')
+        return view
 
     def write(self, apply):
         """apply(check_mode) -> (changed, result, diff), with the backup option.
@@ -117,9 +128,20 @@ class ProxmoxManagerModule(AnsibleModule):
         except ProxmoxManagerError as exc:
             self.fail_json(msg=str(exc), **_problems(exc))
         except Exception as exc:  # noqa: BLE001 - last resort: still no raw traceback
+            if self._store is not None and _is_database_error(exc):
+                # A database error state_store did not map (a bug there): still the one state DB message.
+                self.fail_json(msg=str(state_db.error('use', self._store.display_url,
+                                                      str(getattr(exc, 'orig', None) or exc))))
             self.fail_json(msg='Unexpected error: %s: %s' % (type(exc).__name__, exc),
                            exception=traceback.format_exc())
         self.exit_json(**result)
+
+
+def _is_database_error(exc):
+    """sqlite3's errors and SQLAlchemy's (when it is installed)."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    return state_schema.HAS_SQLALCHEMY and isinstance(exc, state_store.SQLAlchemyError)
 
 
 def _problems(exc):

@@ -22,6 +22,10 @@ import time
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
+    MALFORMED,
+    SERVER_ERROR,
+    TIMED_OUT,
+    UNREACHABLE,
     ConfigurationError,
     ProxmoxApiError,
     ProxmoxAuthError,
@@ -73,6 +77,8 @@ def _split_token_id(user, token_id):
 
 
 def _is_usable_ipv4(address):
+    if not isinstance(address, str):  # ip_address(5) would be 0.0.0.5
+        return False
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -80,18 +86,25 @@ def _is_usable_ipv4(address):
     return ip.version == 4 and not ip.is_loopback and not ip.is_link_local
 
 
+# Interfaces whose addresses no other host can reach: loopback, and the bridges of containers and VMs in the guest.
+_LOCAL_INTERFACES = re.compile(r'^(lo|docker\d*|veth.*|br-.*|cni.*|flannel.*|weave.*|virbr\d*|lxcbr\d*|podman\d*)$')
+
+
 def _ips_from_interfaces(interfaces):
-    """IPv4 addresses from the agent's or the lxc interfaces answer, in order."""
+    """IPv4 addresses from the agent's or the lxc interfaces answer, in order, skipping _LOCAL_INTERFACES."""
     ips = []
-    for iface in interfaces or []:
-        if iface.get('name') == 'lo':
+    for iface in interfaces if isinstance(interfaces, list) else []:
+        if not isinstance(iface, dict) or _LOCAL_INTERFACES.match(str(iface.get('name') or '')):
             continue
-        for addr in iface.get('ip-addresses') or []:
+        addresses = iface.get('ip-addresses')
+        for addr in addresses if isinstance(addresses, list) else []:
+            if not isinstance(addr, dict):
+                continue
             ip = addr.get('ip-address')
             if ip and addr.get('ip-address-type', 'ipv4') == 'ipv4' and _is_usable_ipv4(ip):
                 ips.append(ip)
         inet = iface.get('inet')
-        if inet:
+        if isinstance(inet, str):
             ip = inet.split('/', 1)[0]
             if _is_usable_ipv4(ip) and ip not in ips:
                 ips.append(ip)
@@ -207,7 +220,7 @@ class ProxmoxClient:
             if status is not None and status >= 500:
                 # proxmoxer reports any failed login as AuthenticationError; a 5xx is the server's fault.
                 return ProxmoxApiError('Proxmox answered HTTP %s to the login at %s for %s.'
-                                       % (status, self.url, self.who), status=status, path=path)
+                                       % (status, self.url, self.who), status=status, path=path, outage=SERVER_ERROR)
             return ProxmoxAuthError(
                 'Proxmox refused the login at %s for %s: check the credentials.' % (self.url, self.who),
                 status=401, path=path)
@@ -218,27 +231,37 @@ class ProxmoxClient:
                     'Proxmox refused %s (HTTP %s %s) for %s: check the credentials and their permissions.'
                     % (path, status, exc.status_message, self.who), status=status, path=path)
             detail = self._scrub(exc.content or exc.status_message)
-            return ProxmoxApiError('Proxmox answered HTTP %s for %s: %s' % (status, where, detail),
-                                   status=status, path=path)
+            return ProxmoxApiError('Proxmox answered HTTP %s for %s: %s' % (status, where, detail), status=status,
+                                   path=path, outage=SERVER_ERROR if status >= 500 else None)
         if isinstance(exc, requests.exceptions.SSLError):
             return ProxmoxUnreachableError(
                 'TLS verification failed for %s: %s. Set ca_path to the CA that signed the '
                 'Proxmox certificate, or validate_certs: false for a lab.' % (self.url, _short(exc)), path=path)
         if isinstance(exc, requests.exceptions.Timeout):
             return ProxmoxUnreachableError(
-                'Proxmox did not answer %s within %ss (api_timeout).' % (where, self.timeout), path=path)
+                'Proxmox did not answer %s within %ss (api_timeout).' % (where, self.timeout), path=path,
+                outage=TIMED_OUT)
         if isinstance(exc, requests.exceptions.RequestException):
             return ProxmoxUnreachableError('Cannot reach Proxmox at %s: %s' % (self.url, self._scrub(_short(exc))),
-                                           path=path)
+                                           path=path, outage=UNREACHABLE)
+        if isinstance(exc, (KeyError, TypeError, ValueError, RecursionError)):
+            # proxmoxer reads `data` of the JSON body: a body without it, or that is no JSON object
+            return _malformed(where, 'the body', 'a JSON object with `data`', None)
         return ProxmoxApiError('Unexpected error calling %s: %s' % (where, self._scrub(exc)), path=path)
 
     def get(self, path, retry=True, **params):
         """GET an API path (without /api2/json) and return its `data`."""
-        return self._with_retries(path, lambda: self.api.get(path.lstrip('/'), **params), retry=retry)
+        data = self._with_retries(path, lambda: self.api.get(path.lstrip('/'), **params), retry=retry)
+        if isinstance(data, dict) and list(data) == ['errors'] and isinstance(data['errors'], bytes):
+            # what proxmoxer returns for a 2xx body that is not JSON (an HTML page from a proxy, say)
+            raise _malformed('%s%s' % (self.url, path), 'the body', 'JSON', data['errors'])
+        return data
 
     def cluster_resources(self, kind):
-        """Every resource of one kind in ONE call, whatever the cluster size."""
-        return self.get('/cluster/resources', type=kind) or []
+        """Every resource of one kind in ONE call, whatever the cluster size; guests are checked (see _guests)."""
+        data = self.get('/cluster/resources', type=kind)
+        where = '%s/cluster/resources?type=%s' % (self.url, kind)
+        return _guests(data, where) if kind == 'vm' else _items(data, where)
 
     def guest_ips(self, guest):
         """IPv4 addresses a running guest reports; [] when it can't tell, None when its agent is not running."""
@@ -257,6 +280,9 @@ class ProxmoxClient:
             return []
         if isinstance(data, dict):
             data = data.get('result')
+        if isinstance(data, dict) and 'error' in data:
+            # An agent that answers with an error (`Unsupported` on Windows, `CommandDisabled`) tells nothing.
+            return None if guest['type'] == 'qemu' else []
         return _ips_from_interfaces(data)
 
     def guests_ips(self, guests, max_workers=None):
@@ -293,6 +319,88 @@ class ProxmoxClient:
         if errors:
             raise errors[0]
         return found
+
+
+# How a /cluster/resources?type=vm item is read (see _guests): required fields, and integer fields.
+_GUEST_TEXT = ('node', 'type')
+_GUEST_INTS = ('vmid', 'maxcpu', 'maxmem', 'maxdisk', 'uptime')
+# True and False are the dict keys 1 and 0 too.
+_TRUTHS = {1: True, 0: False, '1': True, '0': False, 'true': True, 'false': False}
+
+
+# What a state DB column of type INTEGER holds.
+_INT_LIMIT = 1 << 63
+
+
+def _is_text(value):
+    """A str that UTF-8 can encode: a lone surrogate (from a `\\ud800` escape) cannot be stored anywhere."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _malformed(where, field, expected, value):
+    got = '' if value is None else ', not %s' % excerpt(value)
+    return ProxmoxApiError('Proxmox answered %s with a malformed answer: %s must be %s%s.'
+                           % (where, field, expected, got), outage=MALFORMED)
+
+
+def excerpt(value, limit=80):
+    """repr() of a value from Proxmox, cut to `limit` characters: an answer may be huge."""
+    text = repr(value.decode('utf-8', 'replace') if isinstance(value, bytes) else value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _items(data, where):
+    """The `data` list of a listing; a missing or null list, or an item that is no object, is malformed."""
+    if not isinstance(data, list):
+        raise _malformed(where, 'data', 'a list', data)
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise _malformed(where, 'data[%d]' % index, 'an object', item)
+    return data
+
+
+def _guests(data, where):
+    """The guests of a listing, each checked and coerced by one rule.
+
+    vmid, maxcpu, maxmem, maxdisk and uptime: an integer, or a string of digits
+    (read as that integer); node and type: a string; name, status, tags and
+    pool: a string when given (an unnamed guest is `vm-<vmid>`); template: 1/0,
+    true/false or those as strings. Anything else, or one vmid twice, is a
+    malformed answer.
+    """
+    guests, seen = [], {}
+    for index, item in enumerate(_items(data, where)):
+        guest = dict(item)
+        for field in _GUEST_INTS:
+            value = guest.get(field)
+            if value is None and field != 'vmid':
+                continue
+            if isinstance(value, str) and value.isascii() and value.isdigit():
+                value = guest[field] = int(value)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _INT_LIMIT:
+                raise _malformed(where, 'data[%d].%s' % (index, field), 'an integer from 0 to 2**63-1', value)
+        for field in _GUEST_TEXT + ('name', 'status', 'tags', 'pool'):
+            value = guest.get(field)
+            if (value is not None or field in _GUEST_TEXT) and not _is_text(value):
+                raise _malformed(where, 'data[%d].%s' % (index, field), 'a string', value)
+        template = guest.get('template', 0)
+        if isinstance(template, str):
+            template = template.lower()
+        if not isinstance(template, (int, str)) or template not in _TRUTHS:
+            raise _malformed(where, 'data[%d].template' % index, '0 or 1', guest.get('template'))
+        guest['template'] = _TRUTHS[template]
+        if guest['vmid'] in seen:
+            raise _malformed(where, 'data[%d].vmid' % index, 'unique (data[%d] has it too)' % seen[guest['vmid']],
+                             guest['vmid'])
+        seen[guest['vmid']] = index
+        guests.append(guest)
+    return guests
 
 
 def _login_status(exc):

@@ -20,6 +20,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
     UnknownServerError,
     problems_text,
 )
+from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import excerpt
 from ansible_collections.proxmox_manager.core.plugins.module_utils.server_plan import server_key
 
 ROLES_ENV = 'PROXMOX_MANAGER_ROLES'
@@ -52,8 +53,8 @@ def server_facts(record):
 
 def _role_problem(role, catalog):
     close = difflib.get_close_matches(role, catalog, n=2, cutoff=0.6)
-    hint = ' Did you mean %s?' % ' or '.join(repr(c) for c in close) if close else ''
-    return 'Role %r is not in the role catalog (%s).%s' % (role, ', '.join(catalog) or 'empty', hint)
+    hint = ' Did you mean %s?' % ' or '.join(excerpt(c) for c in close) if close else ''
+    return 'Role %s is not in the role catalog (%s).%s' % (excerpt(role), ', '.join(catalog) or 'empty', hint)
 
 
 _ENTRY_KEYS = {'name': str, 'vmid': int, 'role': str, 'state': str}
@@ -88,7 +89,7 @@ def load_entries(path):
         for key, value in entry.items():
             kind = _ENTRY_KEYS.get(key)
             if kind is None:
-                problems.append('%s: unknown key %r.' % (where, key))
+                problems.append('%s: unknown key %s.' % (where, excerpt(key)))
             elif value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
                 problems.append('%s: %s must be a %s.' % (where, key, kind.__name__))
         if entry.get('state') not in (None, 'present', 'absent'):
@@ -106,7 +107,8 @@ def resolve(view, entries, catalog):
     """
     resolved, problems, seen = [], [], {}
     for index, entry in enumerate(entries):
-        label = 'servers[%d] (%s)' % (index, entry.get('name')) if len(entries) > 1 else entry.get('name')
+        name = excerpt(entry.get('name'), quote=False)
+        label = 'servers[%d] (%s)' % (index, name) if len(entries) > 1 else name
         state = entry.get('state') or 'present'
         role = entry.get('role')
         if state == 'present' and not role:

@@ -44,17 +44,17 @@ TFVARS_SCHEMA = {
                     'role': {'type': ['string', 'null']},
                     'vm_id': {'type': 'integer', 'minimum': 100, 'maximum': 999999999},
                     'node': {'type': 'string', 'minLength': 1},
-                    'cpu': {'type': 'integer', 'minimum': 1},
-                    'memory': {'type': 'integer', 'minimum': 16, 'description': 'MB'},
+                    'cpu': {'type': 'integer', 'minimum': 1, 'maximum': 4096},
+                    'memory': {'type': 'integer', 'minimum': 16, 'maximum': 1 << 40, 'description': 'MB'},
                     'os_type': {'type': 'string'},
-                    'template_vm_id': {'type': 'integer', 'minimum': 100},
+                    'template_vm_id': {'type': 'integer', 'minimum': 100, 'maximum': 999999999},
                     'disks': {
                         'type': 'array',
                         'items': {
                             'type': 'object',
                             'required': ['size'],
                             'properties': {
-                                'size': {'type': 'integer', 'minimum': 1, 'description': 'GB'},
+                                'size': {'type': 'integer', 'minimum': 1, 'maximum': 1 << 40, 'description': 'GB'},
                                 'interface': {'type': 'string', 'pattern': '^(scsi|virtio|sata|ide)[0-9]+$'},
                                 'datastore_id': {'type': 'string', 'minLength': 1},
                                 'disk_type': {'enum': ['hdd', 'ssd', 'nvme']},
@@ -275,12 +275,46 @@ def _surely_valid(data, schema):
     return entry[1] is not None and entry[1](data)
 
 
+# -- messages ----------------------------------------------------------------
+
+EXCERPT = 80
+
+
+def excerpt(value, quote=True, limit=EXCERPT):
+    """A value as an error message shows it: repr() (str() with quote=False), at most `limit` characters, then '...'.
+
+    The one bound on what a message echoes of a file or an argument, so a 1 MB
+    server name costs a message 80 characters, not 1 MB.
+    """
+    if isinstance(value, str):
+        text = repr(value[:limit]) if quote else value[:limit]
+        return text + '...' if len(value) > limit else text
+    text = repr(value) if quote else str(value)
+    return text[:limit] + '...' if len(text) > limit else text
+
+
 def _field(path):
-    """servers.AI-agent.disks[0].disk_type from a jsonschema error path."""
+    """servers.AI-agent.disks[0].disk_type from a jsonschema error path (each key bounded by excerpt)."""
     out = ''
     for part in path:
-        out += '[%d]' % part if isinstance(part, int) else ('.' if out else '') + str(part)
+        out += '[%d]' % part if isinstance(part, int) else ('.' if out else '') + excerpt(part, quote=False)
     return out or '(top level)'
+
+
+def _message(err):
+    """jsonschema's message, with any value it echoes bounded by excerpt."""
+    if err.validator == 'additionalProperties' and isinstance(err.instance, dict) and err.validator_value is False:
+        known = (err.schema or {}).get('properties') or {}
+        extras = sorted((key for key in err.instance if key not in known), key=str)
+        if extras:
+            shown = ', '.join(excerpt(key) for key in extras[:5]) + (', ...' if len(extras) > 5 else '')
+            return 'Additional properties are not allowed (%s %s unexpected)' % (
+                shown, 'was' if len(extras) == 1 else 'were')
+    message = err.message
+    echoed = repr(err.instance)
+    if len(echoed) > EXCERPT and echoed in message:
+        message = message.replace(echoed, excerpt(err.instance))
+    return message
 
 
 def validate(data, schema, source, locate=None):
@@ -296,9 +330,12 @@ def validate(data, schema, source, locate=None):
 
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        line = locate(list(err.absolute_path)) if locate else None
-        where = '%s:%s' % (source, line) if line else source
-        problems.append('%s: %s: %s' % (where, _field(err.absolute_path), err.message))
+    try:
+        for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+            line = locate(list(err.absolute_path)) if locate else None
+            where = '%s:%s' % (source, line) if line else source
+            problems.append('%s: %s: %s' % (where, _field(err.absolute_path), _message(err)))
+    except RecursionError:  # jsonschema echoes a value nested deeper than repr() goes
+        problems = ['%s: nested too deeply to be checked; no file of ours nests more than a few levels.' % source]
     if problems:
         raise DeclarationError('%s is not valid:\n  %s' % (source, '\n  '.join(problems)), problems)

@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import datetime
 import os
+import re
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
 
@@ -42,7 +43,55 @@ def sqlite_path(url):
 
 def busy_timeout():
     """Seconds a writer waits for another run's transaction before giving up."""
-    return int(os.environ.get(BUSY_TIMEOUT_ENV) or BUSY_TIMEOUT_S)
+    value = os.environ.get(BUSY_TIMEOUT_ENV) or BUSY_TIMEOUT_S
+    try:
+        return int(value)
+    except ValueError:
+        raise StateStoreError('%s=%r is not a whole number of seconds.' % (BUSY_TIMEOUT_ENV, value)) from None
+
+
+# Where SQLAlchemy's URL parser looks: scheme://user:password@host:port/database?query
+_URL = re.compile(r'^(?P<scheme>[\w+]+)://(?:(?P<user>[^:/]*)(?::(?P<password>[^@]*))?@)?'
+                  r'(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?')
+
+# The pip package of each database driver module SQLAlchemy imports (ModuleNotFoundError.name).
+DRIVER_PACKAGES = {
+    'psycopg': 'psycopg[binary]', 'psycopg2': 'psycopg2-binary', 'pg8000': 'pg8000', 'asyncpg': 'asyncpg',
+    'MySQLdb': 'mysqlclient', 'pymysql': 'PyMySQL', 'mysql': 'mysql-connector-python', 'mariadb': 'mariadb',
+    'pyodbc': 'pyodbc', 'pymssql': 'pymssql', 'oracledb': 'oracledb', 'cx_Oracle': 'cx_Oracle',
+}
+
+
+def display(url):
+    """How messages name the DB: the SQLite file, else the URL with its password masked."""
+    path = sqlite_path(url)
+    if path:
+        return path
+    match = _URL.match(url)
+    if match and match.group('password') is not None:
+        url = url[:match.start('password')] + '***' + url[match.end('password'):]
+    return re.sub(r'([?&]password=)[^&]*', r'\1***', url)
+
+
+def url_problem(url):
+    """What is wrong with a database URL before any driver sees it, or None."""
+    if sqlite_path(url) is not None or url.startswith('sqlite:'):
+        return None
+    match = _URL.match(url)
+    if match is None:
+        return 'not a database URL (dialect+driver://user:password@host:port/database)'
+    port = match.group('port')
+    if port and not port.isdigit():
+        return 'the port %r is not a number' % port
+    return None
+
+
+def missing_driver(url, exc):
+    """The reason for a driver that is not installed, naming the package to install."""
+    module = (getattr(exc, 'name', None) or str(exc).rsplit(' ', 1)[-1].strip("'")).split('.')[0]
+    package = DRIVER_PACKAGES.get(module, module)
+    return ('its Python driver is not installed (no module named %r): install the package %s (pip install %s) '
+            'into the Python that runs the modules and the inventory' % (module, package, package))
 
 
 def utcnow():
@@ -51,12 +100,39 @@ def utcnow():
 
 
 def error(action, where, reason):
-    """The one message for a state DB that cannot be used; `where` never holds a password."""
-    reason = reason.split('\n', 1)[0]
+    """The one message for a state DB that cannot be used; `where` (display()) never holds a password.
+
+    Adds what a reason means where SQLite's own words do not say it: the busy
+    timeout for a lock, the directory or read-only file behind "unable to open"
+    or "readonly".
+    """
+    reason = (reason.split('\n', 1)[0].strip() or 'unknown error').rstrip('.')
     hint = ''
+    is_path = '://' not in where and not where.startswith('(')
     if 'locked' in reason or 'busy' in reason:
-        hint = ' Another run held the database for more than %ss (%s).' % (busy_timeout(), BUSY_TIMEOUT_ENV)
+        try:
+            timeout = '%ss' % busy_timeout()
+        except StateStoreError:
+            timeout = 'the timeout'
+        hint = ' Another run held the database for more than %s (%s).' % (timeout, BUSY_TIMEOUT_ENV)
+    elif is_path and os.path.isdir(where):
+        reason = 'it is a directory, not a database file (state_db or %s must name a file)' % DB_ENV
+    elif is_path and ('readonly' in reason or 'read-only' in reason or 'unable to open' in reason):
+        directory = os.path.dirname(where) or '.'
+        if os.path.exists(where) and not os.access(where, os.W_OK):
+            hint = ' The file is read-only.'
+        if os.path.isdir(directory) and not os.access(directory, os.W_OK):
+            hint += (' Its directory %s is read-only, and SQLite writes its -journal, -wal and -shm files beside the '
+                     'DB.' % directory)
+    elif 'file is not a database' in reason:
+        hint = ' Point state_db (%s) at the state DB, or restore a backup of it.' % DB_ENV
     return StateStoreError('Cannot %s the state DB %s: %s.%s' % (action, where, reason, hint))
+
+
+def check_not_a_directory(path, action):
+    """Refuse a directory given as the SQLite state DB, before SQLite's "unable to open database file"."""
+    if path and os.path.isdir(path):
+        raise error(action, path, 'is a directory')
 
 
 def roles_by_server(rows):

@@ -11,7 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
-from ansible_collections.proxmox_manager.core.plugins.module_utils.state_db import SCHEMA_VERSION, utcnow
+from ansible_collections.proxmox_manager.core.plugins.module_utils.state_db import SCHEMA_VERSION, error, utcnow
 
 try:
     import sqlalchemy as sa
@@ -93,12 +93,21 @@ if HAS_SQLALCHEMY:
     )
 
 
-def version(conn):
-    """The schema version of the DB behind conn: None when empty, 1 for the original app's DB."""
+def version(conn, where='(the state DB)'):
+    """The schema version of the DB behind conn: None when empty, 1 for the original app's DB.
+
+    A schema_version that is not a number is refused (StateStoreError naming `where`), never guessed.
+    """
     tables = set(sa.inspect(conn).get_table_names())
     if 'pm_meta' in tables:
         value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == 'schema_version')).scalar()
-        return int(value) if value else None
+        if not value:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise error('read', where, 'its pm_meta table holds schema_version %r, not a version number; the DB '
+                                       'is damaged or was not made by this collection' % value) from None
     if 'servers' in tables or 'datastores' in tables:
         return 1
     return None
@@ -106,7 +115,7 @@ def version(conn):
 
 def checked_version(conn, where):
     """version(), refusing a DB made by a newer collection; `where` names the DB in the message."""
-    found = version(conn)
+    found = version(conn, where)
     if found is not None and found > SCHEMA_VERSION:
         raise StateStoreError(
             'The state DB %s has schema v%s, newer than this collection knows (v%s): '
@@ -126,9 +135,9 @@ def upgrade(conn, where):
     conn.execute(meta_table.insert().values(key='schema_version', value=str(SCHEMA_VERSION)))
 
 
-def v1_servers(conn):
+def v1_servers(conn, where='(the state DB)'):
     """The servers of a v1 DB as the upgrade will keep them; [] for any other DB."""
-    if version(conn) != 1:
+    if version(conn, where) != 1:
         return []
     return _v1_server_rows(conn, sa.inspect(conn), utcnow())
 

@@ -18,6 +18,7 @@ __metaclass__ = type
 import contextlib
 import json
 import os
+import sqlite3
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import provenance
 from ansible_collections.proxmox_manager.core.plugins.module_utils import state_schema as schema
@@ -26,10 +27,14 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.server_plan i
 from ansible_collections.proxmox_manager.core.plugins.module_utils.state_db import (
     SCHEMA_VERSION,
     busy_timeout,
+    check_not_a_directory,
     db_url,
+    display,
     error,
+    missing_driver,
     roles_by_server,
     sqlite_path,
+    url_problem,
     utcnow,
 )
 
@@ -65,9 +70,25 @@ class StateStore:
 
     @property
     def engine(self):
+        """The SQLAlchemy engine; a bad URL or a missing driver is a StateStoreError naming the package."""
         if self._engine is None:
-            self._engine = self._make_engine()
+            problem = url_problem(self.url)
+            if problem:
+                raise error('open', self.display_url, problem)
+            try:
+                self._engine = self._make_engine()
+            except ImportError as exc:
+                raise error('open', self.display_url, missing_driver(self.url, exc)) from None
+            except (ValueError, SQLAlchemyError) as exc:
+                raise error('open', self.display_url, str(exc)) from None
         return self._engine
+
+    def close(self):
+        """Close the engine's connections, if it made any (a long-lived process keeps none open)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+            self._wal_on = self._upgraded = False
 
     def _make_engine(self):
         if self.path is None:
@@ -92,13 +113,8 @@ class StateStore:
 
     @property
     def display_url(self):
-        """The URL without a password, for messages."""
-        if self.path:
-            return self.path
-        try:
-            return sa.engine.make_url(self.url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - a bad URL fails later with its own message
-            return '(database URL)'
+        """The SQLite file, or the URL without its password, for messages."""
+        return display(self.url)
 
     # -- transactions -------------------------------------------------------
 
@@ -108,6 +124,7 @@ class StateStore:
         if not self.exists:
             yield None
             return
+        check_not_a_directory(self.path, 'read')
         try:
             with self.engine.connect() as conn:
                 with conn.begin():
@@ -117,19 +134,36 @@ class StateStore:
             raise self._error('read', exc) from None
 
     @contextlib.contextmanager
-    def writing(self):
-        """A write transaction holding the DB lock; creates or upgrades the DB first."""
+    def writing(self, create=True):
+        """A write transaction holding the DB lock; creates or upgrades the DB first.
+
+        With create=False nothing is created or upgraded: yields None when there
+        is no DB, or one of another layout (the inventory records only into a
+        state DB the modules made).
+        """
         if self.path:
+            check_not_a_directory(self.path, 'write')
+            if not create and not self.exists:
+                yield None
+                return
             directory = os.path.dirname(self.path)
             if directory and not os.path.isdir(directory):
-                os.makedirs(directory)
+                try:
+                    os.makedirs(directory)
+                except OSError as exc:
+                    raise error('create', self.path, 'cannot create its directory %s (%s)'
+                                % (directory, exc.strerror)) from None
         try:
-            if self.path and not self._wal_on:
+            if self.path and create and not self._wal_on:
                 self._enable_wal()
             with self.engine.connect().execution_options(pm_write=True) as conn:
                 with conn.begin():
                     if self.path is None:
                         conn.execute(sa.text('SELECT pg_advisory_xact_lock(7243001)'))
+                    if not create:
+                        current = schema.checked_version(conn, self.display_url) == SCHEMA_VERSION
+                        yield conn if current else None
+                        return
                     if not self._upgraded:
                         schema.upgrade(conn, self.display_url)
                     yield conn
@@ -138,12 +172,16 @@ class StateStore:
             raise self._error('write', exc) from None
 
     def _enable_wal(self):
-        # Outside any transaction (SQLite refuses it inside one); persists in the file.
-        raw = self.engine.raw_connection()
+        # Outside any transaction (SQLite refuses it inside one); persists in the file. The raw
+        # connection is past SQLAlchemy's error wrapping, so sqlite3's errors are mapped here.
         try:
-            raw.driver_connection.execute('PRAGMA journal_mode=WAL')
-        finally:
-            raw.close()
+            raw = self.engine.raw_connection()
+            try:
+                raw.driver_connection.execute('PRAGMA journal_mode=WAL')
+            finally:
+                raw.close()
+        except (sqlite3.Error, SQLAlchemyError) as exc:
+            raise self._error('write', exc) from None
         self._wal_on = True
 
     def schema_version(self):
@@ -156,8 +194,11 @@ class StateStore:
     def _version_of_old_file(self):
         if not self.exists:
             return None
-        with self.engine.connect() as conn:
-            return schema.version(conn)
+        try:
+            with self.engine.connect() as conn:
+                return schema.version(conn, self.display_url)
+        except SQLAlchemyError as exc:
+            raise self._error('read', exc) from None
 
     # -- servers ------------------------------------------------------------
 
@@ -203,9 +244,10 @@ class StateStore:
     def _v1_servers(self):
         if not self.exists:
             return []
+        check_not_a_directory(self.path, 'read')
         try:
             with self.engine.connect() as conn:
-                return schema.v1_servers(conn)
+                return schema.v1_servers(conn, self.display_url)
         except SQLAlchemyError as exc:
             raise self._error('read', exc) from None
 
@@ -231,9 +273,16 @@ class StateStore:
     # -- the last merged view (inventory fallback) --------------------------
 
     def save_snapshot(self, conn, name, payload):
+        """Keep `payload` as the view `name`, only when it differs from the stored one; True when written."""
         snapshots = schema.snapshots
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        query = sa.select(snapshots.c.name).where(snapshots.c.name == name, snapshots.c.payload == text)
+        same = conn.execute(query).first()
+        if same is not None:
+            return False
         conn.execute(snapshots.delete().where(snapshots.c.name == name))
-        conn.execute(snapshots.insert().values(name=name, taken_at=utcnow(), payload=json.dumps(payload)))
+        conn.execute(snapshots.insert().values(name=name, taken_at=utcnow(), payload=text))
+        return True
 
     def load_snapshot(self, name):
         """(taken_at, payload) of the last saved view, or (None, None)."""

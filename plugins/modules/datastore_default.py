@@ -16,9 +16,13 @@ description:
   - Both ids must exist in the datastore cache, which is refreshed from Proxmox first when it is empty.
     An unknown id fails listing the known ids, and nothing changes (a cache filled on the way is written
     only with the new flags).
+  - A datastore given must hold disk images (its content includes C(images)); one that does not, such as a
+    C(backup)-only NFS share or a stock V(local) (C(iso,vztmpl,backup)), is refused naming its content, and nothing
+    changes.
   - A kind not given keeps its default. On a DB with no defaults yet that is E(PROXMOX_HDD_DATASTORE) /
     E(PROXMOX_SSD_DATASTORE), else V(local-lvm) / V(local); when that storage does not exist, the call fails
-    asking for both.
+    asking for both. Such a kept default that cannot hold disks is accepted, and named in RV(default_warnings)
+    and a warning.
   - The flags move in one transaction, and O(terraform_vars_file) is rewritten atomically (temp file and rename)
     with C(proxmox_hdd_datastore) and C(proxmox_ssd_datastore) while the DB lock is held, so two concurrent calls
     end with one consistent pair of flags that matches the file.
@@ -58,7 +62,7 @@ EXAMPLES = r'''
 
 - name: Only the SSD default
   proxmox_manager.core.datastore_default:
-    ssd: local
+    ssd: ssd-pool
 '''
 
 RETURN = r'''
@@ -96,6 +100,11 @@ default_sources:
   returned: success
   type: dict
   sample: {"hdd": "env", "ssd": "option"}
+default_warnings:
+  description: By kind, why disks cannot land on a default this call kept (see M(proxmox_manager.core.datastore_info)).
+  returned: success
+  type: dict
+  sample: {"ssd": "The default SSD datastore 'local' cannot hold disks: its content is iso,vztmpl,backup, ..."}
 backup_file:
   description: The backup taken before the change, when O(backup=true) and something changed.
   returned: changed and backup requested
@@ -108,8 +117,12 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base i
 
 def _run(module):
     wanted = dict((kind, module.params[kind]) for kind in datastores.KINDS if module.params[kind])
-    return module.write(lambda check: datastores.set_defaults(
+    result = module.write(lambda check: datastores.set_defaults(
         module.store, module.client, wanted, module.params['terraform_vars_file'], check))
+    for kind in datastores.KINDS:
+        if kind in result['default_warnings']:
+            module.warn(result['default_warnings'][kind])
+    return result
 
 
 def main():

@@ -14,10 +14,16 @@ version_added: 0.1.0
 description:
   - Returns the datastores with sizes, per-node figures and flags, and the default HDD and SSD datastores,
     from the state DB's cache.
-  - Asks Proxmox (and records the answer, as M(proxmox_manager.core.datastore_refresh) does) only when the cache
-    is empty or O(refresh=true).
+  - Writes nothing, ever, and creates no state DB. Recording the datastores is
+    M(proxmox_manager.core.datastore_refresh)'s job.
+  - When nothing is cached (no state DB yet, or an empty cache), or with O(live=true), asks Proxmox (two calls) and
+    answers with what a refresh would record, without recording it; RV(source) is V(proxmox), and with nothing
+    cached RV(msg) says to run M(proxmox_manager.core.datastore_refresh).
   - When neither Proxmox nor the DB can answer, the defaults come from E(PROXMOX_HDD_DATASTORE) and
     E(PROXMOX_SSD_DATASTORE), else V(local-lvm) and V(local), and RV(source) and a warning say so.
+  - A default disks cannot land on is named in RV(default_warnings) and in a warning, the result still carrying
+    it - in particular the built-in SSD fallback V(local), which a stock Proxmox VE gives only
+    C(iso,vztmpl,backup), not C(images).
 author:
   - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
@@ -26,15 +32,19 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reads only; with an empty cache, Proxmox is asked but nothing is recorded.
+    description: Reads only, in check mode or not.
   diff_mode:
     support: none
     description: Nothing changes, so there is nothing to diff.
 options:
-  refresh:
-    description: Refresh the cache from Proxmox before answering.
+  live:
+    description:
+      - Answer from Proxmox (two calls) rather than from the cache, the cached default flags applied to the live
+        list. Nothing is recorded; use M(proxmox_manager.core.datastore_refresh) to update the cache.
+      - When Proxmox fails, the cache answers, with a warning.
     type: bool
     default: false
+    aliases: [refresh]
 '''
 
 EXAMPLES = r'''
@@ -45,6 +55,10 @@ EXAMPLES = r'''
 - name: Use the defaults
   ansible.builtin.debug:
     msg: "{{ ds.default_hdd }} / {{ ds.default_ssd }}"
+
+- name: What Proxmox reports now, without recording it
+  proxmox_manager.core.datastore_info:
+    live: true
 '''
 
 RETURN = r'''
@@ -68,10 +82,25 @@ default_sources:
   returned: always
   type: dict
 source:
-  description: Where the list came from, V(cache), V(proxmox), or V(fallback) when neither answered.
+  description:
+    - Where the list came from, V(cache), V(proxmox) (nothing cached, or O(live=true); not recorded), or
+      V(fallback) when neither answered.
   returned: always
   type: str
   sample: cache
+default_warnings:
+  description:
+    - By kind, why disks cannot land on that default - its content lacks C(images), it is not one of the cluster's
+      datastores, or it is the built-in fallback V(local) that a stock Proxmox VE gives only C(iso,vztmpl,backup).
+      Each is also a warning. Empty when both defaults can hold disks.
+  returned: always
+  type: dict
+  sample: {"ssd": "The default SSD datastore 'local' cannot hold disks: its content is iso,vztmpl,backup, ..."}
+msg:
+  description: With nothing cached, that the list was read from Proxmox and not recorded, and to run
+    M(proxmox_manager.core.datastore_refresh).
+  returned: when nothing is cached and Proxmox answered
+  type: str
 '''
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import datastores
@@ -79,15 +108,14 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base i
 
 
 def _run(module):
-    result, warnings = datastores.info(module.store, lambda: module.client, module.params['refresh'],
-                                       module.check_mode)
+    result, warnings = datastores.info(module.store, lambda: module.client, module.params['live'])
     for warning in warnings:
         module.warn(warning)
     return dict(result, changed=False)
 
 
 def main():
-    module = ProxmoxManagerModule(argument_spec=dict(refresh=dict(type='bool', default=False)),
+    module = ProxmoxManagerModule(argument_spec=dict(live=dict(type='bool', default=False, aliases=['refresh'])),
                                   supports_check_mode=True)
     module.run(_run)
 

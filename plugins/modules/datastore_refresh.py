@@ -20,7 +20,9 @@ description:
   - The default HDD and SSD choices survive a refresh. A default whose storage vanished from Proxmox is reported
     in RV(vanished_defaults) and as a warning, and stays the default until changed.
   - On a DB with no defaults yet, they start from E(PROXMOX_HDD_DATASTORE) and E(PROXMOX_SSD_DATASTORE), else
-    V(local-lvm) and V(local), when those storages exist.
+    V(local-lvm) and V(local), when those storages exist. A default that cannot hold disks (its content lacks
+    C(images), as a stock V(local)'s C(iso,vztmpl,backup) does) is kept, and named in RV(default_warnings) and a
+    warning.
 author:
   - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
@@ -117,6 +119,11 @@ vanished_defaults:
   returned: success
   type: dict
   sample: {"hdd": "HDD-Storage"}
+default_warnings:
+  description: By kind, why disks cannot land on that default (see M(proxmox_manager.core.datastore_info)).
+  returned: success
+  type: dict
+  sample: {"ssd": "The default SSD datastore 'local' cannot hold disks: its content is iso,vztmpl,backup, ..."}
 backup_file:
   description: The backup taken before the change, when O(backup=true) and something changed.
   returned: changed and backup requested
@@ -132,6 +139,9 @@ def _run(module):
     for kind, sid in sorted(result['vanished_defaults'].items()):
         module.warn('The default %s datastore %r is no longer reported by Proxmox; it stays the default until '
                     'changed with proxmox_manager.core.datastore_default.' % (kind.upper(), sid))
+    for kind in datastores.KINDS:
+        if kind in result['default_warnings']:
+            module.warn(result['default_warnings'][kind])
     return result
 
 

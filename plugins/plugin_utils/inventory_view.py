@@ -13,18 +13,24 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 from collections import namedtuple
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
-from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxApiError, StateStoreError
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
+    ConfigurationError,
+    ProxmoxApiError,
+    StateStoreError,
+)
 from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view
 
 # Where the servers of a parse come from.
 LIVE, FROM_CACHE, RECORDED = 'live', 'inventory cache', 'recorded view'
 
 # records: ServerRecords; roles: {vmid or name: applied role}; origin: LIVE, FROM_CACHE or RECORDED;
-# recorded_at: when the recorded view was taken (RECORDED only); warnings: for the user.
-InventoryView = namedtuple('InventoryView', 'records roles origin recorded_at warnings')
+# recorded_at: when the recorded view was taken (RECORDED only); warnings: for the user; keep: a live view
+# that may replace the recorded view and fill Ansible's inventory cache.
+InventoryView = namedtuple('InventoryView', 'records roles origin recorded_at warnings keep')
 
 # Every hostvar costs Ansible time per host, so hosts carry only what the tfvars entry declares of the guest.
 _DECLARED_KEYS = ('cpu', 'memory', 'disks', 'network_devices')
@@ -35,12 +41,14 @@ def load(options, cached=None):
 
     `options` are the plugin's options (the connection, state and inventory options of its docs).
 
-    A live build is read first: the recorded view tells which agents were off and the last
-    known statuses, and serves when Proxmox fails (see _fallback). A state DB that cannot be
+    The recorded view is read first: it tells which agents were off and the last known
+    statuses, and serves when Proxmox fails to answer (an outage: unreachable, timed out,
+    a 5xx or a malformed answer; see _fallback), never when it refuses the credentials. A state DB that cannot be
     read fails the parse, after Proxmox had its say.
     """
     if cached is not None:
-        return InventoryView(_records(cached), recorded_view.applied_roles(options['state_db']), FROM_CACHE, None, [])
+        return InventoryView(_records(cached), recorded_view.applied_roles(options['state_db']), FROM_CACHE, None, [],
+                             False)
     name = recorded_view.view_name(options['api_host'], options['api_port'])
     try:
         last, unreadable = recorded_view.last_view(options['state_db'], name), None
@@ -56,10 +64,17 @@ def load(options, cached=None):
             want_ips=options['want_agent_ips'], max_workers=options['max_workers'],
             previous=merged_view.previous_details(last.records or []))
     except ProxmoxApiError as exc:
+        if exc.outage is None:
+            raise  # Proxmox answered and refused (credentials, a privilege): stale hosts would hide it
         return _fallback(options, exc, last, unreadable)
     if unreadable is not None:
         raise unreadable
-    return InventoryView(view.records, recorded_view.applied_roles(options['state_db']), LIVE, None, view.warnings)
+    guests = sum(1 for r in last.records or []
+                 if r.get('vmid') is not None and r.get('source') != merged_view.DECLARED_ONLY)
+    emptied = None if options['allow_empty_cluster'] else merged_view.emptied(view, guests)
+    warnings = view.warnings + (['%s The recorded view is kept.' % emptied] if emptied else [])
+    return InventoryView(view.records, recorded_view.applied_roles(options['state_db']), LIVE, None, warnings,
+                         not emptied)
 
 
 def _fallback(options, error, last, unreadable):
@@ -68,11 +83,12 @@ def _fallback(options, error, last, unreadable):
     if unreadable is not None:
         raise ProxmoxApiError('%s The recorded view cannot be read either: %s' % (error, unreadable))
     if last.records is None:
-        raise ProxmoxApiError('%s There is no recorded view in the state DB to fall back on.' % error)
-    warning = ('PROXMOX UNREACHABLE, SERVING THE VIEW RECORDED AT %sZ (pve_source=recorded, %d hosts): %s'
-               % (last.taken_at.isoformat(timespec='seconds'), len(last.records), error))
+        raise ProxmoxApiError('%s There is no recorded view in the state DB to fall back on (the inventory records '
+                              'into an existing state DB only; any module of this collection creates it).' % error)
+    warning = ('PROXMOX %s, SERVING THE VIEW RECORDED AT %sZ (pve_source=recorded, %d hosts): %s'
+               % (error.outage.upper(), last.taken_at.isoformat(timespec='seconds'), len(last.records), error))
     roles = recorded_view.applied_roles(options['state_db'])
-    return InventoryView(_records(last.records), roles, RECORDED, last.taken_at, [warning])
+    return InventoryView(_records(last.records), roles, RECORDED, last.taken_at, [warning], False)
 
 
 def record(options, view):
@@ -91,7 +107,27 @@ def applied_role(record, roles):
     return role or roles.get(record.name)
 
 
-def host_vars(record, origin, role, want_declared=False):
+def networks(cidrs):
+    """The ansible_host_networks option as ip_network objects; a value that is no network is a ConfigurationError."""
+    found = []
+    for cidr in cidrs or []:
+        try:
+            found.append(ipaddress.ip_network(str(cidr), strict=False))
+        except ValueError as exc:
+            raise ConfigurationError('ansible_host_networks: %s' % exc) from None
+    return found
+
+
+def ansible_host(record, preferred=()):
+    """The first declared IP, else the first reported IP in a preferred network, else the first reported IP."""
+    if preferred and not record.declared_ips:
+        for ip in record.ips:
+            if any(ipaddress.ip_address(ip) in network for network in preferred):
+                return ip
+    return record.ansible_host
+
+
+def host_vars(record, origin, role, want_declared=False, preferred=()):
     """The variables of one host; a variable that would be null or an empty list is left out.
 
     Ansible's time to take hosts in grows with their variables: leaving out the empty
@@ -103,11 +139,13 @@ def host_vars(record, origin, role, want_declared=False):
         pve_tags=record.tags, pve_pool=record.pool, pve_ips=record.ips,
         pve_source='recorded' if origin == RECORDED else record.source,
         pve_declared_role=record.declared_role, pve_role=role,
-        pve_last_status=record.last_status, ansible_host=record.ansible_host)
+        pve_last_status=record.last_status, ansible_host=ansible_host(record, preferred))
     if want_declared and record.declared:
         hostvars['pve_declared'] = dict((key, record.declared[key]) for key in _DECLARED_KEYS if key in record.declared)
     if record.host != record.name:
         hostvars['pve_name'] = record.name
+    if record.template:  # only with include_templates; regular guests carry no pve_template at all
+        hostvars['pve_template'] = True
     return dict((key, value) for key, value in hostvars.items() if value is not None and value != [])
 
 
@@ -121,4 +159,6 @@ def host_groups(record, role):
         groups.append('declared_only')
     elif record.source == merged_view.LIVE_ONLY:
         groups.append('undeclared')
+    if record.template:
+        groups.append('template')
     return groups

@@ -8,8 +8,15 @@ offline fallback serves it, and the next build remembers from it which guest
 agents were off and each guest's last known status. A SQLite state DB of the
 current layout is read and written here with the standard library's sqlite3:
 importing SQLAlchemy costs 0.4-0.5 s, more than a 500-guest parse spends on
-anything else. A DB to create or upgrade, and any other database URL, goes
-through the state store (SQLAlchemy).
+anything else. Any other database URL goes through the state store (SQLAlchemy).
+
+The inventory never creates, upgrades or otherwise changes the state DB beyond
+its recorded view: it records only into an existing state DB of the current
+layout, which the modules create (server_sync, server_role, datastore_refresh,
+datastore_default) and upgrade. Without one, nothing is recorded and there is
+no offline fallback. A view is written only when it differs from the one
+stored (compared in SQL, one indexed lookup), so its `taken_at` is when the
+view last changed; a parse whose view is unchanged writes nothing.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,7 +49,8 @@ def last_view(option, name):
     """The RecordedView kept as `name` in the state DB, or NOTHING_RECORDED. Never creates the DB."""
     with _sqlite(option, 'read') as conn:
         if conn is None:
-            taken_at, records = _store(option).load_snapshot(name)
+            with _store(option) as store:
+                taken_at, records = store.load_snapshot(name)
             return RecordedView(taken_at, records)
         if conn is False:
             return NOTHING_RECORDED
@@ -56,7 +64,8 @@ def applied_roles(option):
     """{vmid, or name for a server without one: role} of the servers the state DB gives a role."""
     with _sqlite(option, 'read') as conn:
         if conn is None:
-            return _store(option).applied_roles()
+            with _store(option) as store:
+                return store.applied_roles()
         if conn is False:
             return {}
         rows = conn.execute("SELECT vmid, name, role FROM servers WHERE role IS NOT NULL AND role != ''").fetchall()
@@ -64,19 +73,35 @@ def applied_roles(option):
 
 
 def record(option, name, records):
-    """Keep `records` (dicts) as the view `name`, replacing the last one, in one write transaction."""
+    """Keep `records` (dicts) as the view `name` when they differ from the stored view; True when written.
+
+    Only into an existing state DB of the current layout: without one (no file, an
+    empty file, an old layout) nothing is written and False is returned.
+    """
     payload = json.dumps(records)
     with _sqlite(option, 'write') as conn:
-        if conn:
-            conn.execute('BEGIN IMMEDIATE')
-            conn.execute('DELETE FROM view_snapshots WHERE name = ?', (name,))
-            conn.execute('INSERT INTO view_snapshots (name, taken_at, payload) VALUES (?, ?, ?)',
-                         (name, state_db.utcnow().strftime(_SQLITE_DATETIME), payload))
-            conn.execute('COMMIT')
-            return
-    store = _store(option)  # creates or upgrades the DB first
-    with store.writing() as conn:
-        store.save_snapshot(conn, name, records)
+        if conn is False:
+            return False  # no state DB: the modules create it
+        if conn is not None:
+            return _write_if_changed(conn, name, payload)
+        if state_db.sqlite_path(state_db.db_url(option)) is not None:
+            return False  # a SQLite DB of another layout: the next module write upgrades it
+    with _store(option) as store:
+        with store.writing(create=False) as conn:
+            return conn is not None and store.save_snapshot(conn, name, payload)
+
+
+def _write_if_changed(conn, name, payload):
+    # The stored text is compared in SQLite, without reading it into Python; a write takes the lock only then.
+    same = conn.execute('SELECT 1 FROM view_snapshots WHERE name = ? AND payload = ?', (name, payload)).fetchone()
+    if same is not None:
+        return False
+    conn.execute('BEGIN IMMEDIATE')
+    conn.execute('DELETE FROM view_snapshots WHERE name = ?', (name,))
+    conn.execute('INSERT INTO view_snapshots (name, taken_at, payload) VALUES (?, ?, ?)',
+                 (name, state_db.utcnow().strftime(_SQLITE_DATETIME), payload))
+    conn.execute('COMMIT')
+    return True
 
 
 @contextlib.contextmanager
@@ -94,6 +119,7 @@ def _sqlite(option, action):
     if path is None:
         yield None
         return
+    state_db.check_not_a_directory(path, action)
     try:
         # mode=rw: never create the file, even if it vanished since the check above.
         conn = sqlite3.connect('file:%s?mode=rw' % quote(path), uri=True, isolation_level=None,
@@ -114,7 +140,13 @@ def _layout_is_current(conn):
     return row is not None and row[0] == str(state_db.SCHEMA_VERSION)
 
 
+@contextlib.contextmanager
 def _store(option):
+    """The state store for another database or layout, its connections closed after use (even on an error)."""
     from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
 
-    return StateStore(option)
+    store = StateStore(option)
+    try:
+        yield store
+    finally:
+        store.close()

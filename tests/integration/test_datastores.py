@@ -447,11 +447,11 @@ def test_default_on_empty_cache_refreshes_and_writes_terraform_vars(double, stat
     assert snapshot(state_db, tf_vars) == before and os.stat(tf_vars).st_ino == inode
 
     # one kind only: the other stays; the file is replaced (rename), not edited in place
-    ssd_only = run_module('datastore_default', opts(double, state_db, ssd='local', terraform_vars_file=tf_vars))
+    ssd_only = run_module('datastore_default', opts(double, state_db, ssd='local-lvm', terraform_vars_file=tf_vars))
     assert ssd_only['changed'] is True and ssd_only['default_hdd'] == 'HDD-Storage'
-    assert read_json(tf_vars) == {'proxmox_hdd_datastore': 'HDD-Storage', 'proxmox_ssd_datastore': 'local'}
+    assert read_json(tf_vars) == {'proxmox_hdd_datastore': 'HDD-Storage', 'proxmox_ssd_datastore': 'local-lvm'}
     assert os.stat(tf_vars).st_ino != inode
-    assert flags(state_db) == (['HDD-Storage'], ['local'])
+    assert flags(state_db) == (['HDD-Storage'], ['local-lvm'])
 
 
 def test_default_sources_on_a_fresh_db(double, state_db, tf_vars, monkeypatch):
@@ -462,7 +462,7 @@ def test_default_sources_on_a_fresh_db(double, state_db, tf_vars, monkeypatch):
     assert result['default_sources']['hdd'] == 'env'
     assert read_json(tf_vars) == {'proxmox_hdd_datastore': 'HDD-Storage', 'proxmox_ssd_datastore': 'ssd-pool'}
     monkeypatch.delenv(HDD_ENV)
-    later = run_module('datastore_default', opts(double, state_db, ssd='local', terraform_vars_file=tf_vars))
+    later = run_module('datastore_default', opts(double, state_db, ssd='local-lvm', terraform_vars_file=tf_vars))
     assert later['default_hdd'] == 'HDD-Storage' and later['default_sources']['hdd'] == 'db'
 
 
@@ -500,6 +500,64 @@ def test_unknown_id_on_empty_cache_changes_nothing(double, state_db, tf_vars):
         run_module('datastore_default', opts(double, state_db, hdd='no-such-store', terraform_vars_file=tf_vars))
     assert 'no-such-store' in failed.value.result['msg'] and 'ssd-pool' in failed.value.result['msg']
     assert not os.path.exists(state_db) and not os.path.exists(tf_vars)
+
+
+@pytest.mark.parametrize('db', ['fresh', 'with defaults'])
+@pytest.mark.parametrize('kind, sid, content', [('hdd', 'nfs-backup', 'backup'), ('ssd', 'local', 'iso,vztmpl,backup')])
+def test_default_refuses_a_storage_that_cannot_hold_disks(double, state_db, tf_vars, db, kind, sid, content):
+    # issue "Never wrong in silence", 7: Terraform would be handed a storage no disk can land on
+    assert next(s for s in double.cluster.storages if s.storage == sid).content == content
+    if db == 'with defaults':
+        run_module('datastore_default', opts(double, state_db, hdd='HDD-Storage', ssd='ssd-pool',
+                                             terraform_vars_file=tf_vars))
+        before = snapshot(state_db, tf_vars)
+    with pytest.raises(ModuleFailed) as failed:
+        run_module('datastore_default', opts(double, state_db, terraform_vars_file=tf_vars, **{kind: sid}))
+    result = failed.value.result
+    msg = result['msg']
+    assert '%s=%r (content: %s)' % (kind, sid, content) in msg and 'cannot hold disks' in msg, msg
+    assert "lacks 'images'" in msg and 'Nothing was changed' in msg
+    assert 'exception' not in result and 'Unexpected' not in msg
+    for able in ('HDD-Storage', 'local-lvm', 'ssd-pool'):
+        assert able in msg.split('Datastores that can:')[1]
+    if db == 'fresh':
+        assert not os.path.exists(state_db) and not os.path.exists(tf_vars)
+    else:
+        assert snapshot(state_db, tf_vars) == before
+
+
+def test_the_builtin_ssd_fallback_local_is_kept_and_reported(double, state_db, tf_vars, warned, monkeypatch,
+                                                             tmp_path):
+    # issue "Never wrong in silence", 7: the seeds' fallback SSD default `local` holds no disk images on a
+    # stock Proxmox VE; it stays the fallback, and every answer says so
+    refreshed = run_module('datastore_refresh', opts(double, state_db))
+    assert refreshed['default_ssd'] == 'local' and refreshed['default_sources']['ssd'] == 'builtin'
+    assert set(refreshed['default_warnings']) == {'ssd'}
+    assert 'iso,vztmpl,backup' in refreshed['default_warnings']['ssd']
+    info = run_module('datastore_info', opts(double, state_db))
+    assert info['source'] == 'cache' and info['default_ssd'] == 'local'
+    text = info['default_warnings']['ssd']
+    assert "'local' cannot hold disks: its content is iso,vztmpl,backup, without 'images'" in text
+    assert 'datastore_default ssd=<id>' in text and set(info['default_warnings']) == {'ssd'}
+    assert warned.count(text) == 2  # datastore_refresh and datastore_info each warned
+    # datastore_default keeps it when only hdd is given, and says so too
+    kept = run_module('datastore_default', opts(double, state_db, hdd='HDD-Storage', terraform_vars_file=tf_vars))
+    assert kept['default_ssd'] == 'local' and kept['default_warnings']['ssd'] == text and warned.count(text) == 3
+    # a choice that holds images: nothing to report
+    run_module('datastore_default', opts(double, state_db, ssd='ssd-pool', terraform_vars_file=tf_vars))
+    assert run_module('datastore_info', opts(double, state_db))['default_warnings'] == {}
+
+    # with neither Proxmox nor a DB, the fallback is the built-in name: what a stock PVE gives it is said
+    del warned[:]
+    double.add_fault(None, r'.*', status=500)
+    fallback = run_module('datastore_info', opts(double, str(tmp_path / 'none.db')))
+    assert fallback['source'] == 'fallback' and fallback['default_ssd'] == 'local'
+    text = fallback['default_warnings']['ssd']
+    assert 'built-in fallback' in text and 'stock Proxmox VE' in text and 'iso,vztmpl,backup' in text
+    assert 'PROXMOX_SSD_DATASTORE' in text and text in warned
+    assert 'hdd' not in fallback['default_warnings']  # a stock local-lvm holds images
+    monkeypatch.setenv(SSD_ENV, 'ssd-pool')
+    assert run_module('datastore_info', opts(double, str(tmp_path / 'none.db')))['default_warnings'] == {}
 
 
 def test_default_check_mode_writes_neither_db_nor_file(double, state_db, tf_vars):
@@ -548,7 +606,7 @@ def test_unwritable_vars_file_rolls_the_flags_back(double, state_db, tmp_path):
 
 def test_concurrent_defaults_end_with_one_consistent_pair(double, state_db, tf_vars):
     env = connection_env(double, PROXMOX_MANAGER_DB=state_db, PROXMOX_API_RETRIES='0')
-    choices = [('HDD-Storage', 'ssd-pool'), ('local-lvm', 'local')]
+    choices = [('HDD-Storage', 'ssd-pool'), ('local-lvm', 'local-lvm')]
     for round_ in range(3):
         order = choices if round_ % 2 == 0 else choices[::-1]
         procs = [subprocess.Popen(ansible_cmd('datastore_default', dict(hdd=h, ssd=s, terraform_vars_file=tf_vars)),
@@ -593,26 +651,46 @@ def test_info_reads_the_cache_without_calling_proxmox(double, state_db, tf_vars)
     assert run_module('datastore_info', opts(double, state_db))['source'] == 'cache'
     double.clear_faults()
 
-    # refresh: true asks Proxmox
+    # live: true (alias refresh) asks Proxmox, keeps the cached default flags, and records nothing
     double.cluster.storages.append(Storage('fast-nvme', 'zfspool', 'images', nodes=['pve1']))
-    double.reset_counters()
-    fresh = run_module('datastore_info', opts(double, state_db, refresh=True))
-    by_path = double.counters()['by_path']
-    assert by_path.get('GET /cluster/resources') == 1 and by_path.get('GET /storage') == 1
-    assert fresh['source'] == 'proxmox' and 'fast-nvme' in [r['id'] for r in fresh['datastores']]
-    assert 'fast-nvme' in [r['id'] for r in db_rows(state_db)]
+    for option in ('refresh', 'live'):
+        double.reset_counters()
+        fresh = run_module('datastore_info', opts(double, state_db, **{option: True}))
+        by_path = double.counters()['by_path']
+        assert by_path.get('GET /cluster/resources') == 1 and by_path.get('GET /storage') == 1
+        assert fresh['source'] == 'proxmox' and 'fast-nvme' in [r['id'] for r in fresh['datastores']]
+        assert (fresh['default_hdd'], fresh['default_ssd']) == ('HDD-Storage', 'ssd-pool')
+        assert fresh['default_sources'] == {'hdd': 'db', 'ssd': 'db'} and 'msg' not in fresh
+        assert 'fast-nvme' not in [r['id'] for r in db_rows(state_db)]
+        assert snapshot(state_db) == before
 
 
-def test_info_on_an_empty_cache_asks_and_records(double, state_db):
+@pytest.mark.parametrize('db', ['missing', 'empty cache'])
+def test_info_with_nothing_cached_reads_live_and_writes_nothing(double, state_db, tf_vars, db):
+    # issue "Never wrong in silence", 7: an _info module writes nothing, not even a new file
+    if db == 'empty cache':
+        with StateStore(state_db).writing():
+            pass  # a state DB of the current layout without any datastore row
+        before = snapshot(state_db)
     double.reset_counters()
     info = run_module('datastore_info', opts(double, state_db))
-    assert double.counters()['total'] > 0 and info['source'] == 'proxmox'
+    if db == 'missing':
+        assert not os.path.exists(state_db) and not os.path.exists(os.path.dirname(state_db))
+    else:
+        assert snapshot(state_db) == before
+    assert double.counters()['total'] > 0 and info['source'] == 'proxmox' and info['changed'] is False
     expected = expected_datastores(double.cluster)
     assert [comparable(r) for r in info['datastores']] == [expected[k] for k in sorted(expected)]
-    assert [r['id'] for r in db_rows(state_db)] == sorted(expected)
+    assert (info['default_hdd'], info['default_ssd']) == (ds.BUILTIN_DEFAULTS['hdd'], ds.BUILTIN_DEFAULTS['ssd'])
+    assert 'datastore_refresh' in info['msg'] and 'not recorded' in info['msg'] and state_db in info['msg']
+    # still nothing cached: the next call asks again; datastore_refresh is what records
     double.reset_counters()
-    assert run_module('datastore_info', opts(double, state_db))['source'] == 'cache'
-    assert double.counters()['total'] == 0
+    assert run_module('datastore_info', opts(double, state_db))['source'] == 'proxmox'
+    assert double.counters()['total'] > 0
+    run_module('datastore_refresh', opts(double, state_db))
+    double.reset_counters()
+    cached = run_module('datastore_info', opts(double, state_db))
+    assert cached['source'] == 'cache' and 'msg' not in cached and double.counters()['total'] == 0
 
 
 def test_info_check_mode_on_an_empty_cache_writes_nothing(double, state_db):

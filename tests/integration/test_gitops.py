@@ -196,8 +196,8 @@ def test_typo_in_a_server_name_fails_the_apply_with_file_line_and_near_match(rep
     assert "state/roles.yml:%d: servers.AI-agnet: Server 'AI-agnet' does not exist" % line in out
     assert "Did you mean 'AI-agent'?" in out
     assert 'Traceback' not in out
-    # validation runs first: no role was recorded, no vars file written
-    assert db_roles(repo.db) == {}
+    # validation runs first: no role was recorded (no state DB was even made), no vars file written
+    assert not os.path.exists(repo.db) or db_roles(repo.db) == {}
     assert not repo.tf_vars.exists()
 
 
@@ -553,3 +553,11 @@ def test_declared_vars_become_host_facts_for_the_role(tmp_path):
                         'ansible_python_interpreter=%s' % (ROOT / '.venv' / 'bin' / 'python'), str(playbook)], env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert '"msg": "ai-agent:8081"' in proc.stdout
+
+
+def test_a_default_datastore_that_cannot_hold_disks_fails_validation(sample_double, tmp_path):
+    # datastore_default refuses it, so validate (and the plan) must not pass it
+    result = validate_fails(sample_double, tmp_path, datastores='default_hdd: nfs-backup\ndefault_ssd: ssd-pool\n')
+    assert len(result['problems']) == 1
+    assert "datastores.yml:1: default_hdd: datastore 'nfs-backup' cannot hold disks (content: backup)" in result['problems'][0]
+    assert not (tmp_path / 'state' / 'proxmox_manager.db').exists()

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view as recorded
-from tests.conftest import BIN, ROOT, SAMPLE_TFVARS, connection_env, declared_vars, connection_options, run_ansible, run_module
+from tests.conftest import BIN, ROOT, ModuleFailed, SAMPLE_TFVARS, connection_env, declared_vars, connection_options, run_ansible, run_module
 from tests.pve_double import generate_cluster, load_scenario, write_tfvars
 
 PLUGIN = 'proxmox_manager.core.proxmox'
@@ -99,17 +99,10 @@ def cli_env(double, state_db, tfvars):
 
 
 @pytest.fixture
-def build(inventory_loader, monkeypatch):
+def build(parse_inventory):
     """Parse a config in-process; returns a Listing whose stderr holds the warnings."""
-    from ansible.inventory.data import InventoryData
-    from ansible.parsing.dataloader import DataLoader
-
     def _build(config):
-        plugin = inventory_loader.get(PLUGIN)
-        warnings = []
-        monkeypatch.setattr(plugin.display, 'warning', lambda msg, *a, **kw: warnings.append(msg))
-        inventory = InventoryData()
-        plugin.parse(inventory, DataLoader(), str(config), cache=False)
+        inventory, warnings = parse_inventory(config)
         groups = dict((name, [h.name for h in group.hosts]) for name, group in inventory.groups.items())
         hostvars = dict((name, dict(host.vars)) for name, host in inventory.hosts.items())
         return Listing(hostvars, groups, '\n'.join(warnings))
@@ -125,6 +118,17 @@ def config(tmp_path, double, state_db, tfvars):
         opts.update(options)
         return write_config(tmp_path, **opts)
     return _config
+
+
+@pytest.fixture
+def existing_db(state_db):
+    """A state DB made the way the modules make it: the inventory records its view only into an existing one."""
+    from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
+    store = StateStore(state_db)
+    with store.writing():
+        pass
+    store.close()
+    return state_db
 
 
 def recorded_view(state_db, double):
@@ -146,7 +150,7 @@ def lookups_expected(cluster, declared):
 
 # -- end to end through ansible-inventory ---------------------------------------------------------------
 
-def test_list_groups_hostvars_roles_and_api_cost(double, cli_env, tmp_path, state_db, tfvars):
+def test_list_groups_hostvars_roles_and_api_cost(existing_db, double, cli_env, tmp_path, state_db, tfvars):
     # an undeclared running container with no declared IP: its address comes from the interfaces call
     double.cluster.add_guest(vmid=210, name='cache-ct', type='lxc', node='pve2', status='running',
                              ips=['10.10.0.80/24'], tags=['cache'])
@@ -232,27 +236,80 @@ def test_cache_hit_makes_zero_api_calls(double, cli_env, tmp_path):
     assert double.counters()['by_path'][RESOURCES] == 1
 
 
-def assert_served_from_snapshot(inv, live, reason):
+def assert_served_from_snapshot(inv, live, reason, outage='UNREACHABLE'):
     assert set(inv.hostvars) == set(live.hostvars) and inv.groups == live.groups
     for host, v in inv.hostvars.items():
         assert v['pve_source'] == 'recorded'
         assert dict(v, pve_source=None) == dict(live.hostvars[host], pve_source=None)
-    assert 'PROXMOX UNREACHABLE, SERVING THE VIEW RECORDED AT' in inv.stderr
+    assert 'PROXMOX %s, SERVING THE VIEW RECORDED AT' % outage in inv.stderr
     assert 'pve_source=recorded, %d hosts' % len(live.hostvars) in inv.stderr
     assert reason in inv.stderr
 
 
-def test_cached_fallback_when_proxmox_errors(double, cli_env, tmp_path):
+def test_cached_fallback_when_proxmox_errors(existing_db, double, cli_env, tmp_path):
     cfg = write_config(tmp_path)
     env = cli_env(PROXMOX_API_RETRIES='0')
     live = cli_listing(cfg, env)
     assert {v['pve_source'] for v in live.hostvars.values()} == {'live+declared', 'live', 'declared'}
     double.add_fault(path='^/cluster/resources$', status=500)
-    assert_served_from_snapshot(cli_listing(cfg, env), live, 'HTTP 500')
+    assert_served_from_snapshot(cli_listing(cfg, env), live, 'HTTP 500', 'SERVER ERROR')
+
+
+MALFORMED_LISTINGS = {
+    'not JSON': '{"data": [',
+    'an HTML page': '<html><body>Login to the proxy</body></html>',
+    'no data': '{"errors": null}',
+    'data not a list': '{"data": {"vmid": 100}}',
+    'data null': '{"data": null}',
+    'an item without vmid': '{"data": [{"name": "x", "node": "pve1", "type": "qemu"}]}',
+    'a name as an int': '{"data": [{"vmid": 100, "name": 7, "node": "pve1", "type": "qemu"}]}',
+    'maxmem lots': '{"data": [{"vmid": 100, "name": "x", "node": "pve1", "type": "qemu", "maxmem": "lots"}]}',
+    'vmid 1.5': '{"data": [{"vmid": 1.5, "name": "x", "node": "pve1", "type": "qemu"}]}',
+    'one vmid twice': ('{"data": [{"vmid": 100, "name": "a", "node": "pve1", "type": "qemu"},'
+                       ' {"vmid": 100, "name": "b", "node": "pve1", "type": "qemu"}]}'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(MALFORMED_LISTINGS))
+def test_a_malformed_listing_is_an_outage_served_from_the_recorded_view(existing_db, double, build, config, state_db, case):
+    live = build(config(api_retries=0))
+    taken_at = recorded_view(state_db, double)[0]
+    double.add_fault(path='^/cluster/resources$', body=MALFORMED_LISTINGS[case])
+    inv = build(config(api_retries=0))
+    assert_served_from_snapshot(inv, live, '%s/cluster/resources' % double.url, 'MALFORMED ANSWER')
+    assert recorded_view(state_db, double)[0] == taken_at  # the recorded view is not overwritten
+
+
+@pytest.mark.parametrize('case', sorted(MALFORMED_LISTINGS))
+def test_a_malformed_listing_fails_a_module_naming_the_endpoint_and_writes_nothing(double, state_db, tfvars, case):
+    double.add_fault(path='^/cluster/resources$', body=MALFORMED_LISTINGS[case])
+    with pytest.raises(ModuleFailed) as failed:
+        run_module('server_sync', dict(connection_options(double), state_db=state_db, tfvars_path=str(tfvars)))
+    message = failed.value.result['msg']
+    assert 'Unexpected error' not in message and 'Traceback' not in message
+    assert 'malformed answer' in message and '%s/cluster/resources' % double.url in message
+    assert not os.path.exists(state_db)
+
+
+@pytest.mark.parametrize('status, who', [(401, 'token'), (403, 'token'), (401, 'password')])
+def test_refused_credentials_always_fail_even_with_a_recorded_view(existing_db, double, build, config, status, who):
+    from ansible.errors import AnsibleParserError
+    options = dict(api_retries=0)
+    if who == 'password':
+        options.update(api_token_id=None, api_token_secret=None, api_user=double.user, api_password=double.password)
+    build(config(**options))  # a recorded view exists
+    double.add_fault(path='^/cluster/resources$' if who == 'token' else '^/access/ticket$', status=status)
+    with pytest.raises(AnsibleParserError) as info:
+        build(config(**options))
+    message = str(info.value)
+    assert 'HTTP %s' % status in message or 'refused the login' in message
+    expected = ('user %s with token id %s' % (double.token_user, double.token_name) if who == 'token'
+                else 'user %s (password auth)' % double.user)
+    assert expected in message and 'SERVING' not in message
 
 
 @pytest.mark.parametrize('trouble', ['timeout', 'down'])
-def test_cached_fallback_when_proxmox_times_out_or_is_down(double, build, config, trouble):
+def test_cached_fallback_when_proxmox_times_out_or_is_down(existing_db, double, build, config, trouble):
     cfg = config(api_retries=0, api_timeout=1)
     live = build(cfg)
     if trouble == 'timeout':
@@ -262,20 +319,20 @@ def test_cached_fallback_when_proxmox_times_out_or_is_down(double, build, config
         reason = 'Cannot reach Proxmox at %s: Connection refused' % double.url
         cfg = config(api_retries=0, api_timeout=1, ca_path=None, validate_certs=False)
         double.stop()
-    assert_served_from_snapshot(build(cfg), live, reason)
+    assert_served_from_snapshot(build(cfg), live, reason, 'TIMED OUT' if trouble == 'timeout' else 'UNREACHABLE')
 
 
 @pytest.mark.parametrize('options', [dict(offline_fallback=False), dict(strict=True)])
-def test_no_fallback_when_disabled_or_strict(double, cli_env, tmp_path, config, build, options):
+def test_no_fallback_when_disabled_or_strict(existing_db, double, cli_env, tmp_path, config, build, options):
     build(config())  # a recorded view exists: the failure comes from the option alone
     double.add_fault(path='^/cluster/resources$', status=500)
     proc = cli(write_config(tmp_path, **options), cli_env(PROXMOX_API_RETRIES='0'))
     output = assert_clean_failure(proc, 'proxmox_manager.core.proxmox: Proxmox answered HTTP 500',
                                   '/cluster/resources')
-    assert 'UNREACHABLE' not in output
+    assert 'SERVING' not in output
 
 
-def test_malformed_tfvars_fails_naming_file_and_field(double, cli_env, tmp_path, tfvars, config, build):
+def test_malformed_tfvars_fails_naming_file_and_field(existing_db, double, cli_env, tmp_path, tfvars, config, build):
     build(config())  # even with a recorded view, a broken declaration is no reason to serve it
     data = sample_tfvars()
     data['servers']['db-01']['memory'] = 'lots'
@@ -283,15 +340,15 @@ def test_malformed_tfvars_fails_naming_file_and_field(double, cli_env, tmp_path,
     double.reset_counters()
     proc = cli(write_config(tmp_path), cli_env())
     output = assert_clean_failure(proc, str(tfvars), 'servers.db-01.memory', "'lots'")
-    assert 'UNREACHABLE' not in output
+    assert 'SERVING' not in output
     assert double.counters()['total'] == 0  # the file is checked before any API call
 
 
 def test_wrong_secret_fails_clearly_and_never_shows_even_with_vvv(double, cli_env, tmp_path):
     wrong = 'f00dbabe-0000-4bad-8ecr-etsecret0001'
     proc = cli(write_config(tmp_path), cli_env(PROXMOX_TOKEN_SECRET=wrong), '-vvv')
-    output = assert_clean_failure(proc, 'HTTP 401', 'user %s with token id %s' % (double.token_user, double.token_name),
-                                  'no recorded view in the state DB')
+    output = assert_clean_failure(proc, 'HTTP 401', 'user %s with token id %s' % (double.token_user, double.token_name))
+    assert 'SERVING' not in output and 'recorded view' not in output
     assert wrong not in output and double.token_secret not in output
 
 
@@ -412,7 +469,7 @@ def test_compose_groups_and_keyed_groups(double, build, config):
     ('api_host', 'No Proxmox host given: set api_host or the PROXMOX_HOST environment variable'),
     ('api_token_secret', 'No Proxmox credentials for root@pam: set api_token_id and api_token_secret'),
 ])
-def test_configuration_errors_are_not_served_from_the_snapshot(double, build, config, tmp_path, monkeypatch,
+def test_configuration_errors_are_not_served_from_the_snapshot(existing_db, double, build, config, tmp_path, monkeypatch,
                                                                missing, expected):
     from ansible.errors import AnsibleError
     build(config())  # a recorded view exists, and must not hide a configuration mistake
@@ -423,7 +480,7 @@ def test_configuration_errors_are_not_served_from_the_snapshot(double, build, co
     double.reset_counters()
     with pytest.raises(AnsibleError) as info:
         build(write_config(tmp_path, **opts))
-    assert expected in str(info.value) and 'UNREACHABLE' not in str(info.value)
+    assert expected in str(info.value) and 'SERVING' not in str(info.value)
     assert double.counters()['total'] == 0
 
 
@@ -437,7 +494,7 @@ def test_fallback_without_snapshot_says_so(double, build, config, state_db):
 
 
 @pytest.mark.parametrize('how', ['in-process', 'ansible-inventory', 'password'])
-def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(double, build, config, cli_env, tmp_path, how):
+def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(existing_db, double, build, config, cli_env, tmp_path, how):
     # The same build through the plugin in-process, through ansible-inventory, and with ticket auth.
     def listing():
         if how == 'ansible-inventory':
@@ -504,15 +561,15 @@ def parse_into_new_inventory(inventory_loader, config):
     return inventory, None
 
 
-@pytest.mark.parametrize('trouble', ['state DB is not a database', 'lookup refused (403)', 'strict compose'])
+@pytest.mark.parametrize('trouble', ['state DB is not a database', 'lookup refused (401)', 'strict compose'])
 def test_a_failed_parse_leaves_no_half_inventory(double, config, state_db, inventory_loader, trouble):
     options = {}
     if trouble == 'state DB is not a database':
         write_not_a_database(state_db)
         expected = 'file is not a database'
-    elif trouble == 'lookup refused (403)':
-        double.add_fault(path='/agent/network-get-interfaces$', status=403)
-        expected = 'HTTP 403'
+    elif trouble == 'lookup refused (401)':
+        double.add_fault(path='/agent/network-get-interfaces$', status=401)
+        expected = 'HTTP 401'
     else:
         options = dict(strict=True, compose={'ansible_user': 'pve_no_such_var.user'})
         expected = 'pve_no_such_var'
@@ -524,14 +581,14 @@ def test_a_failed_parse_leaves_no_half_inventory(double, config, state_db, inven
 
 
 def test_a_lookup_refused_fails_cleanly(double, cli_env, tmp_path, state_db):
-    double.add_fault(path='/agent/network-get-interfaces$', status=403)
+    double.add_fault(path='/agent/network-get-interfaces$', status=401)
     proc = cli(write_config(tmp_path), cli_env())
-    assert_clean_failure(proc, 'HTTP 403', 'check the credentials and their permissions')
+    assert_clean_failure(proc, 'HTTP 401', 'check the credentials and their permissions')
     assert double.token_secret not in proc.stdout + proc.stderr
     assert recorded_view(state_db, double) == (None, None)  # a failed build records nothing
 
 
-def test_two_clusters_on_one_state_db_keep_their_recorded_views_apart(double, make_double, build, config, tmp_path):
+def test_two_clusters_on_one_state_db_keep_their_recorded_views_apart(existing_db, double, make_double, build, config, tmp_path):
     other = make_double(generate_cluster(nodes=1, guests=4, seed=3))
     empty = tmp_path / 'empty.tfvars.json'
     empty.write_text('{"servers": {}}')
@@ -540,10 +597,10 @@ def test_two_clusters_on_one_state_db_keep_their_recorded_views_apart(double, ma
     assert not set(first.hostvars) & set(second.hostvars)
     double.add_fault(path='^/cluster/resources$', status=500)
     # the first cluster is down: its own last view is served, not the one recorded after it for the other cluster
-    assert_served_from_snapshot(build(config(api_retries=0, api_timeout=1)), first, 'HTTP 500')
+    assert_served_from_snapshot(build(config(api_retries=0, api_timeout=1)), first, 'HTTP 500', 'SERVER ERROR')
 
 
-def test_guest_on_offline_node_keeps_its_last_known_status(double, build, config):
+def test_guest_on_offline_node_keeps_its_last_known_status(existing_db, double, build, config):
     build(config())  # records the view while pve3 is up
     double.set_node_status('pve3', 'offline')
     inv = build(config())
@@ -558,7 +615,7 @@ def test_guest_on_offline_node_keeps_its_last_known_status(double, build, config
 # -- the state DB: through ansible-inventory and in-process alike -------------------------------------
 
 @pytest.mark.parametrize('how', ['cli', 'in-process'])
-def test_locked_state_db_lists_every_host_and_warns(double, cli_env, tmp_path, config, build, monkeypatch, state_db,
+def test_locked_state_db_lists_every_host_and_warns(existing_db, double, cli_env, tmp_path, config, build, monkeypatch, state_db,
                                                     how):
     monkeypatch.setenv('PROXMOX_MANAGER_DB_TIMEOUT', '1')
 
@@ -569,6 +626,9 @@ def test_locked_state_db_lists_every_host_and_warns(double, cli_env, tmp_path, c
 
     first = listing()
     taken_at = recorded_view(state_db, double)[0]
+    guest = double.cluster.guest(101)
+    guest.uptime = (guest.uptime or 1000) + 60  # a changed view (no hostvar shows uptime) is one to record
+    double.cluster.touch()
     holder = sqlite3.connect(state_db, isolation_level=None)
     holder.execute('BEGIN IMMEDIATE')
     try:
@@ -610,3 +670,49 @@ def test_proxmox_error_and_an_unreadable_state_db_are_both_named(double, build, 
     assert 'Proxmox answered HTTP 500' in str(info.value)
     assert ('The recorded view cannot be read either: Cannot read the state DB %s: file is not a database'
             % state_db) in str(info.value)
+
+
+def test_a_token_that_may_not_ask_agents_lists_every_guest_with_one_warning(existing_db, double, build, config, state_db):
+    fault = double.add_fault(path='/agent/network-get-interfaces$', status=403,
+                             message='Permission check failed (/vms/110, VM.GuestAgent.Audit)')
+    inv = build(config())
+    assert set(inv.hostvars) == SAMPLE_HOSTS
+    assert 'pve_ips' not in inv.hostvars['worker-110'] and 'ansible_host' not in inv.hostvars['worker-110']
+    warnings = [w for w in inv.stderr.split('\n') if 'IP lookups were skipped' in w]
+    assert len(warnings) == 1 and 'VM.GuestAgent.Audit' in warnings[0] and 'want_agent_ips: false' in warnings[0]
+    # the refusal is not remembered as an agent that is off: with the privilege, the next build asks again
+    double.remove_fault(fault)
+    double.reset_counters()
+    inv = build(config())
+    assert double.counters()['by_path'].get(AGENT) == 1 and inv.hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
+
+
+@pytest.mark.parametrize('allow', [False, True])
+def test_an_empty_listing_after_guests_is_not_recorded_unless_allowed(existing_db, double, build, config, state_db, allow):
+    build(config())
+    taken_at = recorded_view(state_db, double)[0]
+    double.add_fault(path='^/cluster/resources$', body='{"data": []}')
+    inv = build(config(allow_empty_cluster=allow))
+    assert set(inv.hostvars) == {'web-02', 'worker'} | {'AI-agent', 'web-01', 'db-01', 'monitoring', 'search-ct',
+                                                        'ftp-ct'}
+    assert {v['pve_source'] for v in inv.hostvars.values()} == {'declared'}
+    if allow:
+        assert 'Proxmox listed no guests' not in inv.stderr
+        assert recorded_view(state_db, double)[0] != taken_at
+    else:
+        assert 'Proxmox listed no guests, while 10 were recorded before' in inv.stderr
+        assert 'allow_empty_cluster' in inv.stderr and 'The recorded view is kept' in inv.stderr
+        assert recorded_view(state_db, double)[0] == taken_at
+
+
+@pytest.mark.parametrize('error', ['Unsupported', 'CommandDisabled'])
+def test_an_agent_answering_an_error_is_an_agent_that_is_off(existing_db, double, build, config, error):
+    # What Windows guests answer (HTTP 200): the agent runs, but will not tell its interfaces.
+    double.add_fault(path='/agent/network-get-interfaces$',
+                     body='{"data": {"result": {"error": {"class": "%s", "desc": "not allowed"}}}}' % error)
+    inv = build(config())
+    assert set(inv.hostvars) == SAMPLE_HOSTS and 'pve_ips' not in inv.hostvars['worker-110']
+    assert 'IP lookups were skipped' not in inv.stderr
+    double.reset_counters()
+    build(config())
+    assert AGENT not in double.counters()['by_path']  # remembered like an agent that is off

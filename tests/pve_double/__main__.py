@@ -39,6 +39,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--declared-ratio", type=float, default=0.9, help="share of guests the tfvars declares")
     p.add_argument("--declared-only", type=int, default=0, help="tfvars servers that are not in Proxmox")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
+    p.add_argument("--pve-major", type=int, choices=(8, 9),
+                   help="answer as PVE 8 (guest agent calls check VM.Monitor) or 9 (VM.GuestAgent.Audit); "
+                        "default: the scenario's pve_major, else 9")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--control-token", help="token of the /_double control API (default: random)")
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             agent_ratio=args.agent_ratio, name_prefix=args.name_prefix)
     else:
         cluster = load_scenario(args.scenario or SAMPLE_SCENARIO)
+    if args.pve_major is not None:
+        cluster.pve_major = args.pve_major
     if args.tfvars_out:
         write_tfvars(cluster, args.tfvars_out, declared_ratio=args.declared_ratio,
                      extra_declared_only=args.declared_only, seed=args.seed)

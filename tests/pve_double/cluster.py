@@ -30,6 +30,8 @@ ROLES = ("web", "was", "db", "java", "search", "ftp", "monitoring")
 DEFAULT_TAGS = ("prod", "dev", "web", "db", "backend", "linux")
 DEFAULT_POOLS = ("prod", "dev")
 PVE_VERSION = {"version": "9.0.3", "release": "9.0", "repoid": "025a4b5d0d3e7b21"}
+PVE8_VERSION = {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a8503f96d"}
+PVE_MAJORS = (8, 9)
 
 # --------------------------------------------------------------------------
 # Change tracking
@@ -163,6 +165,33 @@ class Token(_Model):
     userid: str
     tokenid: str
     secret: str | None = None
+    # A privilege-separated token has only the ACLs given to the token, intersected with its user's.
+    # `pveum user token add` defaults to 1; the double defaults to 0, so a scenario token written
+    # before ACLs existed keeps its user's rights (root@pam: everything).
+    privsep: bool = False
+
+    @property
+    def full_id(self) -> str:
+        return f"{self.userid}!{self.tokenid}"
+
+
+@dataclass(eq=False)
+class Role(_Model):
+    """A custom role (`pveum role add ROLEID -privs "..."`); the built-in ones are in builtin_roles()."""
+
+    roleid: str
+    privs: list = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Acl(_Model):
+    """One ACL entry (`pveum acl modify PATH --roles R --users U --tokens T --propagate 1`)."""
+
+    path: str
+    roles: list = field(default_factory=list)
+    users: list = field(default_factory=list)
+    tokens: list = field(default_factory=list)  # full token ids: user@realm!tokenid
+    propagate: bool = True
 
 
 @dataclass(eq=False)
@@ -174,6 +203,9 @@ class Cluster(_Model):
     pools: list = field(default_factory=list)
     users: list = field(default_factory=list)
     tokens: list = field(default_factory=list)
+    roles: list = field(default_factory=list)  # custom Roles; the built-in ones always exist
+    acls: list = field(default_factory=list)
+    pve_major: int = 9  # 9: guest agent calls need VM.GuestAgent.Audit; 8: VM.Monitor
 
     def __post_init__(self) -> None:
         self._view = None
@@ -203,6 +235,79 @@ class Cluster(_Model):
         """Invalidate rendered answers after a change the tracking cannot see (a dict edited in place)."""
         _bump()
 
+    # -- users, tokens, roles and ACLs ---------------------------------------------
+    def user(self, userid: str) -> User | None:
+        return next((u for u in self.users if u.userid == userid), None)
+
+    def token(self, full_id: str) -> Token | None:
+        return next((t for t in self.tokens if t.full_id == full_id), None)
+
+    def add_user(self, userid: str, password: str | None = None) -> User:
+        """The user `userid`, created (with `password`, or a random one) when missing."""
+        if not _USERID.fullmatch(userid):
+            raise ValueError(f"invalid user id {userid!r}: expected name@realm")
+        user = self.user(userid)
+        if user is None:
+            user = User(userid, password or secrets.token_urlsafe(18))
+            self.users.append(user)
+        elif password:
+            user.password = password
+        return user
+
+    def add_token(self, userid: str, tokenid: str, *, privsep: bool = True, secret: str | None = None) -> Token:
+        """A new API token of `userid` (the user is created when missing), as `pveum user token add`."""
+        if not _TOKENID.fullmatch(tokenid):
+            raise ValueError(f"invalid token name {tokenid!r}")
+        self.add_user(userid)
+        if self.token(f"{userid}!{tokenid}") is not None:
+            raise ValueError(f"token '{tokenid}' for user '{userid}' already exists")
+        token = Token(userid, tokenid, secret or str(uuid.uuid4()), bool(privsep))
+        self.tokens.append(token)
+        return token
+
+    def add_role(self, roleid: str, privs) -> Role:
+        """A custom role, as `pveum role add ROLEID -privs "A B"`; privileges are checked for this PVE version."""
+        privs = sorted(set(_list(privs, sep=", ")))
+        if not _ROLEID.fullmatch(roleid):
+            raise ValueError(f"role name '{roleid}' contains invalid characters")
+        if roleid in builtin_roles(self.pve_major) or any(r.roleid == roleid for r in self.roles):
+            raise ValueError(f"role '{roleid}' already exists")
+        check_privileges(privs, self.pve_major)
+        role = Role(roleid, privs)
+        self.roles.append(role)
+        return role
+
+    def role_for(self, privs) -> str:
+        """The id of a custom role holding exactly `privs` (created on first use), for grants by privilege list."""
+        privs = sorted(set(_list(privs, sep=", ")))
+        for role in self.roles:
+            if sorted(role.privs) == privs:
+                return role.roleid
+        digest = hashlib.sha1(",".join(privs).encode()).hexdigest()[:8]
+        return self.add_role(f"DoublePrivs-{digest}", privs).roleid
+
+    def grant(self, path: str, roles, *, users=(), tokens=(), propagate: bool = True) -> Acl:
+        """An ACL entry, as `pveum acl modify PATH --roles ... --users ... --tokens ... --propagate 0|1`.
+
+        `roles` is a role id, a list of role ids, or (as a convenience) a list of privileges,
+        which become one custom role.
+        """
+        acl = Acl(path, _role_list(self, roles), _list(users), _list(tokens), bool(propagate))
+        _check_acl(self, acl, "acl")
+        acl.path = normalize_acl_path(acl.path)
+        self.acls.append(acl)
+        return acl
+
+    def grant_all(self, grants, *, users=(), tokens=()) -> None:
+        """Several grants for the same users/tokens: (path, role_or_privs[, propagate]) tuples or mappings."""
+        for spec in grants or ():
+            path, roles, propagate = _grant_spec(spec)
+            self.grant(path, roles, users=users, tokens=tokens, propagate=propagate)
+
+    def permissions(self, identity: str, path: str) -> list:
+        """The privileges `identity` (user@realm or user@realm!token) has on `path`, as PVE computes them."""
+        return sorted(self.view().access(identity).privs(normalize_acl_path(path)))
+
     def ensure_credentials(self) -> None:
         """Fill in random credentials where the scenario gives none (no password lives in the repo)."""
         if not self.users:
@@ -228,6 +333,236 @@ class Cluster(_Model):
                 view = ClusterView(self, _generation)
                 self._view = view
             return view
+
+
+# --------------------------------------------------------------------------
+# Access control: privileges, roles, ACLs and tokens, as pve-access-control models them
+# --------------------------------------------------------------------------
+
+# PVE::AccessControl's $privgroups: per category, privileges only `root` may have (Administrator
+# alone holds them), and those of the admin, user and audit levels. The built-in roles derive
+# from them as create_roles() does. PVE 9 dropped VM.Monitor for the VM.GuestAgent.* privileges
+# (pve-access-control "add VM.GuestAgent privileges", "privileges: drop VM.Monitor", July 2025).
+_PRIVGROUPS_COMMON = {
+    "Sys": {"root": ["Sys.PowerMgmt", "Sys.Modify", "Sys.Incoming", "Sys.AccessNetwork"],
+            "admin": ["Permissions.Modify", "Sys.Console", "Sys.Syslog"], "user": [], "audit": ["Sys.Audit"]},
+    "Datastore": {"root": [], "admin": ["Datastore.Allocate", "Datastore.AllocateTemplate"],
+                  "user": ["Datastore.AllocateSpace"], "audit": ["Datastore.Audit"]},
+    "SDN": {"root": [], "admin": ["SDN.Allocate", "SDN.Audit"], "user": ["SDN.Use", "SDN.Audit"],
+            "audit": ["SDN.Audit"]},
+    "User": {"root": ["Realm.Allocate"], "admin": ["User.Modify", "Group.Allocate", "Realm.AllocateUser"],
+             "user": [], "audit": []},
+    "Pool": {"root": [], "admin": ["Pool.Allocate"], "user": ["Pool.Audit"], "audit": ["Pool.Audit"]},
+    "Mapping": {"root": [], "admin": ["Mapping.Modify"], "user": ["Mapping.Use"], "audit": ["Mapping.Audit"]},
+}
+_VM_ADMIN = ["VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.HWType",
+             "VM.Config.Options", "VM.Allocate", "VM.Clone", "VM.Migrate", "VM.Snapshot", "VM.Snapshot.Rollback"]
+_VM_USER = ["VM.Config.CDROM", "VM.Config.Cloudinit", "VM.Console", "VM.Backup", "VM.PowerMgmt"]
+_PRIVGROUPS = {
+    8: dict(_PRIVGROUPS_COMMON, VM={"root": [], "admin": _VM_ADMIN + ["VM.Monitor"], "user": _VM_USER,
+                                    "audit": ["VM.Audit"]}),
+    9: dict(_PRIVGROUPS_COMMON, VM={
+        "root": [], "admin": _VM_ADMIN + ["VM.GuestAgent.Unrestricted"],
+        "user": _VM_USER + ["VM.GuestAgent.FileRead", "VM.GuestAgent.FileSystemMgmt", "VM.GuestAgent.FileWrite"],
+        "audit": ["VM.Audit", "VM.GuestAgent.Audit"]}),
+}
+# What the guest agent's network-get-interfaces checks on /vms/{vmid}: (privileges, any of them suffices)
+AGENT_PRIVILEGES = {9: (("VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"), True), 8: (("VM.Monitor",), False)}
+ROOT_USER = "root@pam"  # always has every privilege, whatever the ACLs say
+
+_USERID = re.compile(r"[^\s:/@!]+@[A-Za-z][A-Za-z0-9.\-_]+")
+_TOKENID = re.compile(r"[A-Za-z][A-Za-z0-9.\-_]+")
+_ROLEID = re.compile(r"[A-Za-z0-9.\-_]+")
+# PVE::AccessControl::check_path: the ACL paths PVE accepts
+_ACL_PATH = re.compile(r"/|/access|/access/groups(/[\w.\-]+)?|/access/realm(/[\w.\-]+)?|/mapping(/[\w.\-]+)*"
+                       r"|/nodes(/[\w.\-]+)?|/pool(/[\w.\-]+)*|/sdn(/zones(/[\w.\-]+)*|/vnets/[\w.\-]+)?"
+                       r"|/storage(/[\w.\-]+)?|/vms(/[1-9]\d{2,})?", re.ASCII)
+_BUILTIN_ROLES: dict = {}
+
+
+def builtin_roles(pve_major: int = 9) -> dict:
+    """{roleid: frozenset of privileges} of PVE's built-in roles (Administrator, PVEAuditor, PVEVMUser, ...)."""
+    roles = _BUILTIN_ROLES.get(pve_major)
+    if roles is None:
+        valid, built = set(), {}
+        for cat, group in _PRIVGROUPS[pve_major].items():
+            valid.update(group["root"] + group["admin"] + group["user"] + group["audit"])
+            for priv in group["admin"] + group["user"] + group["audit"]:
+                built.setdefault(f"PVE{cat}Admin", set()).add(priv)
+                built.setdefault("PVEAdmin", set()).add(priv)
+            if group["user"]:
+                built.setdefault(f"PVE{cat}User", set()).update(group["user"] + group["audit"])
+            built.setdefault("PVEAuditor", set()).update(group["audit"])
+        built["PVETemplateUser"] = {"VM.Clone", "VM.Audit"}
+        built["Administrator"], built["NoAccess"] = valid, set()
+        roles = _BUILTIN_ROLES[pve_major] = {k: frozenset(v) for k, v in sorted(built.items())}
+    return roles
+
+
+def all_privileges(pve_major: int = 9) -> frozenset:
+    return builtin_roles(pve_major)["Administrator"]
+
+
+def check_privileges(privs, pve_major: int = 9) -> None:
+    """pveum's check: every name must be a privilege of this PVE version."""
+    valid = all_privileges(pve_major)
+    for priv in privs:
+        if priv not in valid:
+            raise ValueError(f"invalid privilege '{priv}'")
+
+
+def normalize_acl_path(path: str) -> str:
+    """PVE::AccessControl::normalize_path: one leading slash, none trailing, no doubled ones."""
+    path = re.sub(r"/+", "/", str(path or "")).rstrip("/") or "/"
+    return path if path.startswith("/") else "/" + path
+
+
+def _role_list(cluster: Cluster, roles) -> list:
+    """Role ids from a role id, a list of role ids, or a list of privileges (one custom role)."""
+    names = [roles] if isinstance(roles, str) else _list(roles)
+    known = set(builtin_roles(cluster.pve_major)) | {r.roleid for r in cluster.roles}
+    if names and not known & set(names) and all(re.fullmatch(r"[A-Z]\w*(\.\w+)+", n) for n in names):
+        return [cluster.role_for(names)]  # privileges (Sys.Audit, ...): an invalid one is refused by name
+    return names
+
+
+def _grant_spec(spec) -> tuple:
+    """(path, roles, propagate) from (path, role_or_privs[, propagate]) or {path, roles|role|privs, propagate}."""
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - {"path", "roles", "role", "privs", "propagate"})
+        if unknown:
+            raise ValueError(f"unknown grant field(s): {', '.join(unknown)}")
+        roles = spec.get("roles", spec.get("role", spec.get("privs")))
+        return spec["path"], roles, spec.get("propagate", True)
+    if isinstance(spec, (list, tuple)) and len(spec) in (2, 3):
+        return spec[0], spec[1], spec[2] if len(spec) == 3 else True
+    raise ValueError(f"a grant is (path, role or privileges[, propagate]), not {spec!r}")
+
+
+def _check_acl(cluster: Cluster, acl: Acl, where: str) -> None:
+    """`pveum acl modify`'s checks: a valid path, existing roles, users and tokens."""
+    path = normalize_acl_path(acl.path)
+    if not _ACL_PATH.fullmatch(path):
+        raise ValueError(f"{where}.path: invalid ACL path '{acl.path}'")
+    if not acl.roles:
+        raise ValueError(f"{where}.roles: at least one role is needed")
+    known = set(builtin_roles(cluster.pve_major)) | {r.roleid for r in cluster.roles}
+    for role in acl.roles:
+        if role not in known:
+            raise ValueError(f"{where}.roles: role '{role}' does not exist")
+    if not acl.users and not acl.tokens:
+        raise ValueError(f"{where}: name the users or tokens it is for")
+    for userid in acl.users:
+        if cluster.user(userid) is None and userid != ROOT_USER:
+            raise ValueError(f"{where}.users: user '{userid}' does not exist")
+    for full_id in acl.tokens:
+        if cluster.token(full_id) is None:
+            raise ValueError(f"{where}.tokens: token '{full_id}' does not exist")
+
+
+class AccessConfig:
+    """The access part of one generation of a Cluster: roles, ACLs by path, tokens, pool members."""
+
+    def __init__(self, cluster: Cluster, guests: dict):
+        self.pve_major = cluster.pve_major
+        self.roles = dict(builtin_roles(cluster.pve_major))
+        for role in cluster.roles:
+            self.roles[role.roleid] = frozenset(role.privs)
+        self.all = self.roles["Administrator"]
+        self.privsep = {t.full_id: bool(t.privsep) for t in cluster.tokens}
+        acl: dict = {}  # path -> subject (userid or token id) -> {role: propagate}
+        for entry in cluster.acls:
+            for subject in list(entry.users) + list(entry.tokens):
+                given = acl.setdefault(normalize_acl_path(entry.path), {}).setdefault(subject, {})
+                for role in entry.roles:
+                    given[role] = bool(entry.propagate)
+        self.acl = dict(sorted(acl.items()))  # parents sort before their children, as PVE walks them
+        self.pool_of = {vmid: g.pool for vmid, g in guests.items() if g.pool}
+
+    def roles_at(self, subject: str, path: str) -> dict:
+        """PVE::AccessControl::roles: the most specific ACL on the way to `path` wins; propagate or be final."""
+        roles: dict = {}
+        for acl_path, subjects in self.acl.items():
+            final = acl_path == path
+            if not (acl_path == "/" or final or path.startswith(acl_path + "/")):
+                continue
+            given = subjects.get(subject)
+            if given:
+                new = {role: prop for role, prop in given.items() if final or prop}
+                if new:
+                    roles = new
+        if "NoAccess" in roles:
+            return {"NoAccess": roles["NoAccess"]}
+        return roles
+
+
+class Access:
+    """What one identity (user@realm, or user@realm!token) may do, path by path, as PVE's RPCEnvironment
+    computes it: roles along the path, pool ACLs for the pool's guests, privilege-separated tokens
+    intersected with their user. root@pam may do everything."""
+
+    def __init__(self, config: AccessConfig, identity: str | None):
+        self.config = config
+        self.identity = identity
+        user, _sep, token = (identity or ROOT_USER).partition("!")
+        self.user = user
+        self.token = identity if token else None
+        self.known = self.token is None or self.token in config.privsep
+        self.privsep = bool(self.token and config.privsep.get(self.token))
+        # unrestricted: the answers are those of the unfiltered (and cached) rendering
+        self.unrestricted = identity is None or (user == ROOT_USER and self.known and not self.privsep)
+        self._memo: dict = {}
+
+    def privs(self, path: str) -> frozenset:
+        if self.unrestricted:
+            return self.config.all
+        privs = self._memo.get(path)
+        if privs is None:
+            if not self.known:
+                privs = frozenset()
+            elif not self.privsep:
+                privs = self._compile(self.user, path)
+            elif self.user == ROOT_USER:  # root has everything: the intersection is the token's own
+                privs = self._compile(self.token, path)
+            else:
+                privs = self._compile(self.token, path) & self._compile(self.user, path)
+            self._memo[path] = privs
+        return privs
+
+    def _compile(self, subject: str, path: str) -> frozenset:
+        if subject == ROOT_USER:
+            return self.config.all
+        roles = self.config.roles_at(subject, path)
+        match = re.fullmatch(r"/vms/(\d+)", path)
+        pool = self.config.pool_of.get(int(match.group(1))) if match else None
+        if pool and "NoAccess" not in roles:
+            pool_roles = self.config.roles_at(subject, f"/pool/{pool}")
+            if "NoAccess" in pool_roles:  # a pool's NoAccess trumps the guest's own ACLs
+                roles = {"NoAccess": False}
+            else:
+                for role in pool_roles:
+                    roles.setdefault(role, False)
+        privs: set = set()
+        for role in roles:
+            privs |= self.config.roles.get(role, frozenset())
+        return frozenset(privs)
+
+    def has(self, path: str, *privs: str, any_of: bool = False) -> bool:
+        if self.unrestricted:
+            return True
+        have = self.privs(path)
+        return any(p in have for p in privs) if any_of else all(p in have for p in privs)
+
+    def check(self, path: str, privs, any_of: bool = False) -> None:
+        """RPCEnvironment::check / check_any: 403 `Permission check failed (PATH, PRIV)`, privileges joined by |."""
+        privs = tuple(privs)
+        if self.has(path, *privs, any_of=any_of):
+            return
+        if any_of:
+            raise PveError(403, f"Permission check failed ({path}, {'|'.join(privs)})")
+        have = self.privs(path)
+        missing = next(p for p in privs if p not in have)
+        raise PveError(403, f"Permission check failed ({path}, {missing})")
 
 
 # --------------------------------------------------------------------------
@@ -303,7 +638,7 @@ def cluster_from_dict(data: dict) -> Cluster:
     """A Cluster from a scenario mapping; errors name the entry and the field."""
     data = dict(data or {})
     auth = data.pop("auth", None) or {}
-    known = {"cluster_name", "nodes", "guests", "storages", "pools"}
+    known = {"cluster_name", "nodes", "guests", "storages", "pools", "pve_major"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"scenario: unknown key(s) {', '.join(unknown)}")
@@ -326,7 +661,10 @@ def cluster_from_dict(data: dict) -> Cluster:
             raise ValueError(f"guests[{i}].vmid: {g.vmid} is used twice")
         seen.add(g.vmid)
     pools = [_build(Pool, p, f"pools[{i}]") for i, p in enumerate(data.get("pools") or [])]
-    return Cluster(
+    pve_major = data.get("pve_major", 9)
+    if pve_major not in PVE_MAJORS:
+        raise ValueError(f"scenario: pve_major must be one of {', '.join(map(str, PVE_MAJORS))}, not {pve_major!r}")
+    cluster = Cluster(
         cluster_name=data.get("cluster_name", "demo"),
         nodes=nodes,
         guests=guests,
@@ -334,7 +672,52 @@ def cluster_from_dict(data: dict) -> Cluster:
         pools=pools,
         users=[_build(User, u, f"auth.users[{i}]") for i, u in enumerate(auth.get("users") or [])],
         tokens=[_build(Token, t, f"auth.tokens[{i}]") for i, t in enumerate(auth.get("tokens") or [])],
+        pve_major=pve_major,
     )
+    _load_access(cluster, auth)
+    return cluster
+
+
+def _load_access(cluster: Cluster, auth: dict) -> None:
+    """Check the users and tokens of a scenario's `auth`, and add its custom roles and ACLs."""
+    unknown = sorted(set(auth) - {"users", "tokens", "roles", "acls"})
+    if unknown:
+        raise ValueError(f"scenario: unknown auth key(s) {', '.join(unknown)}")
+    seen: set = set()
+    for i, user in enumerate(cluster.users):
+        if not isinstance(user.userid, str) or not _USERID.fullmatch(user.userid):
+            raise ValueError(f"auth.users[{i}].userid: expected name@realm, got {user.userid!r}")
+        if user.userid in seen:
+            raise ValueError(f"auth.users[{i}].userid: {user.userid} is given twice")
+        seen.add(user.userid)
+    seen = set()
+    for i, token in enumerate(cluster.tokens):
+        if not isinstance(token.userid, str) or not _USERID.fullmatch(token.userid):
+            raise ValueError(f"auth.tokens[{i}].userid: expected name@realm, got {token.userid!r}")
+        if not isinstance(token.tokenid, str) or not _TOKENID.fullmatch(token.tokenid):
+            raise ValueError(f"auth.tokens[{i}].tokenid: invalid token name {token.tokenid!r}")
+        if token.full_id in seen:
+            raise ValueError(f"auth.tokens[{i}]: {token.full_id} is given twice")
+        seen.add(token.full_id)
+        if cluster.users and cluster.user(token.userid) is None:
+            raise ValueError(f"auth.tokens[{i}].userid: no user {token.userid} in auth.users")
+    for i, data in enumerate(auth.get("roles") or []):
+        role = _build(Role, data, f"auth.roles[{i}]")
+        try:
+            cluster.add_role(role.roleid, role.privs)
+        except ValueError as exc:
+            raise ValueError(f"auth.roles[{i}]: {exc}") from None
+    for i, data in enumerate(auth.get("acls") or []):
+        data = dict(data)
+        if "privs" in data:  # a convenience of the double: the privileges of an unnamed custom role
+            if data.get("roles"):
+                raise ValueError(f"auth.acls[{i}]: give roles or privs, not both")
+            data["roles"] = [cluster.role_for(data.pop("privs"))]
+        acl = _build(Acl, data, f"auth.acls[{i}]")
+        acl.roles, acl.users, acl.tokens = _list(acl.roles), _list(acl.users), _list(acl.tokens)
+        _check_acl(cluster, acl, f"auth.acls[{i}]")
+        acl.path = normalize_acl_path(acl.path)
+        cluster.acls.append(acl)
 
 
 def load_scenario(source: str | os.PathLike | dict) -> Cluster:
@@ -595,6 +978,15 @@ _FORMATS = {
 }
 
 
+_STORAGE_LIST_PRIVS = ("Datastore.Audit", "Datastore.AllocateSpace")
+# What a node entry keeps for who lacks Sys.Audit on it (PVE::API2Tools::extract_node_stats, $exclude_stats)
+_NODE_PUBLIC = ("id", "type", "node", "status", "level", "ssl_fingerprint")
+
+
+def _without_stats(item: dict) -> dict:
+    return {k: v for k, v in item.items() if k in _NODE_PUBLIC}
+
+
 class ClusterView:
     """Indexes and renderers over one generation of a Cluster.
 
@@ -617,6 +1009,21 @@ class ClusterView:
         self.pools = dict(sorted(pools.items()))
         self._stats: dict[int, _Stats] = {}
         self._guest_resources: list | None = None
+        self.pve_major = cluster.pve_major
+        self.access_config = AccessConfig(cluster, self.guests)
+        self._access: dict = {}
+
+    # -- access ------------------------------------------------------------------
+    def access(self, identity: str | None) -> Access:
+        """What `identity` may see and do in this generation (None: the double itself, everything)."""
+        access = self._access.get(identity)
+        if access is None:
+            access = self._access[identity] = Access(self.access_config, identity)
+        return access
+
+    def agent_privileges(self) -> tuple:
+        """(privileges, any_of) the guest agent's network-get-interfaces checks on /vms/{vmid}."""
+        return AGENT_PRIVILEGES[self.pve_major]
 
     # -- lookups ---------------------------------------------------------------
     def online(self, node: str) -> bool:
@@ -662,9 +1069,10 @@ class ClusterView:
 
     # -- /version, /nodes, /cluster/status ----------------------------------------
     def version(self) -> dict:
-        return dict(PVE_VERSION)
+        return dict(PVE8_VERSION if self.pve_major == 8 else PVE_VERSION)
 
-    def node_list(self) -> list:
+    def node_list(self, access: Access | None = None) -> list:
+        """GET /nodes: every node; its figures only for who has Sys.Audit on /nodes/{node} (extract_node_stats)."""
         out = []
         for name, n in self.nodes.items():
             # PVE's node index carries id and type too (extract_node_stats); community.proxmox reads type
@@ -677,6 +1085,9 @@ class ClusterView:
                             mem=n.mem if n.mem is not None else int(n.maxmem * rng.uniform(0.2, 0.7)),
                             uptime=n.uptime if n.uptime is not None else rng.randint(86400, 200 * 86400))
             out.append(item)
+        if access is not None and not access.unrestricted:
+            out = [item if access.has(f"/nodes/{item['node']}", "Sys.Audit") else _without_stats(item)
+                   for item in out]
         return out
 
     def _node_ip(self, index: int, n: Node) -> str:
@@ -756,18 +1167,45 @@ class ClusterView:
         return [{"id": f"sdn/{node}/localnetwork", "type": "sdn", "sdn": "localnetwork", "node": node,
                  "status": "ok"} for node in self.nodes if self.online(node)]
 
-    def resources(self, kind: str | None = None) -> list:
+    def resources(self, kind: str | None = None, access: Access | None = None) -> list:
+        """GET /cluster/resources: only what `access` may audit (VM.Audit on /vms/{vmid}, Datastore.Audit on
+        /storage/{storage}, Pool.Audit on /pool/{pool}, SDN.Audit on /sdn/zones/{zone}); nodes are all
+        listed, their figures only with Sys.Audit on /nodes/{node}. Nothing is refused: what may not be
+        seen is left out."""
         if kind == "vm":
-            return self._guest_resource_list()
+            return self._filtered(self._guest_resource_list(), access)
         if kind == "node":
-            return self._node_resources()
+            return self._filtered(self._node_resources(), access)
         if kind == "storage":
-            return self._storage_resources()
+            return self._filtered(self._storage_resources(), access)
         if kind == "sdn":
-            return self._sdn_resources()
+            return self._filtered(self._sdn_resources(), access)
         pools = [{"id": f"/pool/{p}", "type": "pool", "pool": p} for p in self.pools]
-        return (self._guest_resource_list() + self._node_resources() + self._storage_resources()
-                + pools + self._sdn_resources())
+        return self._filtered(self._guest_resource_list() + self._node_resources() + self._storage_resources()
+                              + pools + self._sdn_resources(), access)
+
+    @staticmethod
+    def _filtered(items: list, access: Access | None) -> list:
+        if access is None or access.unrestricted:
+            return items
+        out = []
+        for item in items:
+            kind = item["type"]
+            if kind in ("qemu", "lxc"):
+                if access.has(f"/vms/{item['vmid']}", "VM.Audit"):
+                    out.append(item)
+            elif kind == "node":
+                out.append(item if access.has(f"/nodes/{item['node']}", "Sys.Audit") else _without_stats(item))
+            elif kind == "storage":
+                if access.has(f"/storage/{item['storage']}", "Datastore.Audit"):
+                    out.append(item)
+            elif kind == "pool":
+                if access.has(f"/pool/{item['pool']}", "Pool.Audit"):
+                    out.append(item)
+            elif kind == "sdn":
+                if access.has(f"/sdn/zones/{item['sdn']}", "SDN.Audit"):
+                    out.append(item)
+        return out
 
     # -- /pools --------------------------------------------------------------------
     def _pool_item(self, poolid: str) -> dict:
@@ -780,10 +1218,15 @@ class ClusterView:
         return [r for r in self._guest_resource_list()
                 if r.get("pool") == poolid and (kind is None or r["type"] == kind)]
 
-    def pool_list(self, poolid: str | None = None, kind: str | None = None) -> list:
+    def pool_list(self, poolid: str | None = None, kind: str | None = None, access: Access | None = None) -> list:
+        """GET /pools: the pools `access` has Pool.Audit on (or that one pool, with its members)."""
+        def visible(p):
+            return access is None or access.has(f"/pool/{p}", "Pool.Audit")
+
         if poolid is None:
-            return [self._pool_item(p) for p in self.pools]
-        return [dict(self._pool_item(poolid), members=self._members(poolid, kind))]
+            return [self._pool_item(p) for p in self.pools if visible(p)]
+        item = self._pool_item(poolid)
+        return [dict(item, members=self._members(poolid, kind))] if visible(poolid) else []
 
     def pool_get(self, poolid: str, kind: str | None = None) -> dict:
         """The deprecated GET /pools/{poolid} that older clients still call."""
@@ -807,8 +1250,10 @@ class ClusterView:
         conf["digest"] = _digest(conf)
         return conf
 
-    def storage_list(self, kind: str | None = None) -> list:
-        return [self.storage_config(s) for s in self.storages.values() if kind is None or s.type == kind]
+    def storage_list(self, kind: str | None = None, access: Access | None = None) -> list:
+        """GET /storage: the storages `access` has Datastore.Audit or Datastore.AllocateSpace on."""
+        return [self.storage_config(s) for s in self.storages.values() if (kind is None or s.type == kind)
+                and (access is None or access.has(f"/storage/{s.storage}", *_STORAGE_LIST_PRIVS, any_of=True))]
 
     def storage_get(self, storage: str) -> dict:
         s = self.storages.get(storage)
@@ -825,11 +1270,14 @@ class ClusterView:
         return out
 
     def node_storage(self, node: str, content: str | None = None, enabled: bool = False,
-                     storage: str | None = None, with_format: bool = False) -> list:
+                     storage: str | None = None, with_format: bool = False, access: Access | None = None) -> list:
+        """GET /nodes/{node}/storage: the storages `access` has Datastore.Audit or Datastore.AllocateSpace on."""
         wanted = set(_list(content))
         out = []
         for s in self.storages.values():
             if not self._storage_on_node(s, node) or (storage and s.storage != storage):
+                continue
+            if access is not None and not access.has(f"/storage/{s.storage}", *_STORAGE_LIST_PRIVS, any_of=True):
                 continue
             if wanted and not wanted & set(s.content.split(",")):
                 continue
@@ -845,10 +1293,13 @@ class ClusterView:
         return out
 
     # -- per node guest lists ----------------------------------------------------
-    def node_guests(self, node: str, kind: str) -> list:
+    def node_guests(self, node: str, kind: str, access: Access | None = None) -> list:
+        """GET /nodes/{node}/{qemu,lxc}: the guests `access` has VM.Audit on."""
         out = []
         for g in self.guests.values():
             if g.node != node or g.type != kind:
+                continue
+            if access is not None and not access.has(f"/vms/{g.vmid}", "VM.Audit"):
                 continue
             s = self.stats(g)
             item = {"vmid": g.vmid, "name": g.name, "status": g.status, "cpus": g.maxcpu, "cpu": s.cpu,

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote
 
-from .cluster import Cluster, ClusterView, PveError, load_scenario
+from .cluster import Access, Cluster, ClusterView, PveError, _grant_spec, load_scenario
 
 API_PREFIX = "/api2/json"
 CONTROL_PREFIX = "/_double"
@@ -90,7 +90,8 @@ class _Call:
     double: DoubleServer
     args: dict
     params: dict
-    userid: str | None
+    userid: str | None  # user@realm, or user@realm!tokenid for an API token
+    access: Access | None = None  # what userid may see and do
 
 
 @dataclass
@@ -100,8 +101,9 @@ class _Route:
     handler: Callable[[_Call], Any]
     params: dict = field(default_factory=dict)  # name -> None (any string) | "bool" | tuple of allowed values
     required: tuple = ()
-    cache: bool = False  # the answer depends only on the view: encode it once per model change
+    cache: bool = False  # the answer depends only on the view (and who asks): encode it once per model change
     auth: bool = True
+    perm: Callable[[_Call], None] | None = None  # the route's permission check (its schema `permissions`)
 
     def __post_init__(self):
         pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.template))
@@ -150,20 +152,33 @@ def _check_vmid(args: dict) -> None:
     args["vmid"] = vmid
 
 
+def _perm(template: str, *privs: str, any_of: bool = False) -> Callable[[_Call], None]:
+    """The schema's `["perm", template, [privs], "any", 1]` check: 403 unless the caller has them on the path."""
+    def check(call: _Call) -> None:
+        call.access.check(template.format(**call.args), privs, any_of=any_of)
+    return check
+
+
+def _agent_perm(call: _Call) -> None:
+    """network-get-interfaces: VM.GuestAgent.Audit or .Unrestricted on PVE 9, VM.Monitor on PVE 8."""
+    privs, any_of = call.view.agent_privileges()
+    call.access.check(f"/vms/{call.args['vmid']}", privs, any_of=any_of)
+
+
 def _resources(call: _Call):
-    return call.view.resources(call.params.get("type"))
+    return call.view.resources(call.params.get("type"), call.access)
 
 
 def _pools(call: _Call):
     if "type" in call.params and "poolid" not in call.params:
         raise PveError(400, "Parameter verification failed.", {"type": "missing property - 'poolid' is required"})
-    return call.view.pool_list(call.params.get("poolid"), call.params.get("type"))
+    return call.view.pool_list(call.params.get("poolid"), call.params.get("type"), call.access)
 
 
 def _node_storage(call: _Call):
     p = call.params
     return call.view.node_storage(call.args["node"], content=p.get("content"), enabled=p.get("enabled", False),
-                                  storage=p.get("storage"), with_format=p.get("format", False))
+                                  storage=p.get("storage"), with_format=p.get("format", False), access=call.access)
 
 
 def _storage_status(call: _Call):
@@ -177,7 +192,7 @@ def _guest(call: _Call, kind: str):
 
 def _lxc_status(call: _Call):
     g = _guest(call, "lxc")
-    item = next(i for i in call.view.node_guests(g.node, "lxc") if i["vmid"] == g.vmid)
+    item = next(i for i in call.view.node_guests(g.node, "lxc") if i["vmid"] == g.vmid)  # checked: VM.Audit
     return dict(item, ha={"managed": 0}, type="lxc")
 
 
@@ -200,6 +215,8 @@ def _task_status(call: _Call):
     parts = upid.split(":")
     if len(parts) < 9 or parts[0] != "UPID" or parts[1] != call.args["node"]:
         raise PveError(400, "Parameter verification failed.", {"upid": "unable to parse worker upid"})
+    if parts[7] != call.userid:  # a task of someone else needs Sys.Audit on the node
+        call.access.check(f"/nodes/{parts[1]}", ("Sys.Audit",))
     return {"upid": upid, "node": parts[1], "pid": int(parts[2], 16), "pstart": int(parts[3], 16),
             "starttime": int(parts[4], 16), "type": parts[5], "id": parts[6], "user": parts[7],
             "status": "stopped", "exitstatus": "OK"}
@@ -212,33 +229,40 @@ def _login(call: _Call):
 def _build_routes() -> list[_Route]:
     storage_types = ("btrfs", "cephfs", "cifs", "dir", "esxi", "iscsi", "iscsidirect", "lvm", "lvmthin",
                      "nfs", "pbs", "rbd", "zfs", "zfspool")
+    vm_audit = _perm("/vms/{vmid}", "VM.Audit")
     routes = [
         _Route("GET", "/version", lambda c: c.view.version()),
-        _Route("GET", "/nodes", lambda c: c.view.node_list()),
-        _Route("GET", "/cluster/status", lambda c: c.view.cluster_status()),
+        _Route("GET", "/nodes", lambda c: c.view.node_list(c.access)),
+        _Route("GET", "/cluster/status", lambda c: c.view.cluster_status(), perm=_perm("/", "Sys.Audit")),
         _Route("GET", "/cluster/resources", _resources, {"type": ("vm", "storage", "node", "sdn")}, cache=True),
         _Route("GET", "/pools", _pools, {"poolid": None, "type": ("qemu", "lxc", "storage")}, cache=True),
         _Route("GET", "/pools/{poolid}", lambda c: c.view.pool_get(c.args["poolid"], c.params.get("type")),
-               {"type": ("qemu", "lxc", "storage")}),
-        _Route("GET", "/storage", lambda c: c.view.storage_list(c.params.get("type")), {"type": storage_types}),
-        _Route("GET", "/storage/{storage}", lambda c: c.view.storage_get(c.args["storage"])),
+               {"type": ("qemu", "lxc", "storage")}, perm=_perm("/pool/{poolid}", "Pool.Audit")),
+        _Route("GET", "/storage", lambda c: c.view.storage_list(c.params.get("type"), c.access),
+               {"type": storage_types}),
+        _Route("GET", "/storage/{storage}", lambda c: c.view.storage_get(c.args["storage"]),
+               perm=_perm("/storage/{storage}", "Datastore.Allocate")),
         _Route("GET", "/nodes/{node}/storage", _node_storage,
                {"content": None, "enabled": _BOOL, "format": _BOOL, "storage": None, "target": None}),
-        _Route("GET", "/nodes/{node}/storage/{storage}/status", _storage_status),
+        _Route("GET", "/nodes/{node}/storage/{storage}/status", _storage_status,
+               perm=_perm("/storage/{storage}", "Datastore.Audit", "Datastore.AllocateSpace", any_of=True)),
         _Route("GET", "/nodes/{node}/network", lambda c: c.view.node_network(c.args["node"]), {"type": None}),
         _Route("GET", "/nodes/{node}/tasks/{upid}/status", _task_status),
-        _Route("GET", "/nodes/{node}/qemu", lambda c: c.view.node_guests(c.args["node"], "qemu"),
+        _Route("GET", "/nodes/{node}/qemu", lambda c: c.view.node_guests(c.args["node"], "qemu", c.access),
                {"full": _BOOL}, cache=True),
-        _Route("GET", "/nodes/{node}/lxc", lambda c: c.view.node_guests(c.args["node"], "lxc"), cache=True),
+        _Route("GET", "/nodes/{node}/lxc", lambda c: c.view.node_guests(c.args["node"], "lxc", c.access),
+               cache=True),
         _Route("GET", "/nodes/{node}/qemu/{vmid}/config", lambda c: c.view.qemu_config(_guest(c, "qemu")),
-               {"current": _BOOL, "snapshot": None}),
+               {"current": _BOOL, "snapshot": None}, perm=vm_audit),
         _Route("GET", "/nodes/{node}/lxc/{vmid}/config", lambda c: c.view.lxc_config(_guest(c, "lxc")),
-               {"current": _BOOL, "snapshot": None}),
-        _Route("GET", "/nodes/{node}/qemu/{vmid}/status/current", lambda c: c.view.qemu_status(_guest(c, "qemu"))),
-        _Route("GET", "/nodes/{node}/lxc/{vmid}/status/current", _lxc_status),
+               {"current": _BOOL, "snapshot": None}, perm=vm_audit),
+        _Route("GET", "/nodes/{node}/qemu/{vmid}/status/current", lambda c: c.view.qemu_status(_guest(c, "qemu")),
+               perm=vm_audit),
+        _Route("GET", "/nodes/{node}/lxc/{vmid}/status/current", _lxc_status, perm=vm_audit),
         _Route("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
-               lambda c: c.view.agent_interfaces(_guest(c, "qemu"))),
-        _Route("GET", "/nodes/{node}/lxc/{vmid}/interfaces", lambda c: c.view.lxc_interfaces(_guest(c, "lxc"))),
+               lambda c: c.view.agent_interfaces(_guest(c, "qemu")), perm=_agent_perm),
+        _Route("GET", "/nodes/{node}/lxc/{vmid}/interfaces", lambda c: c.view.lxc_interfaces(_guest(c, "lxc")),
+               perm=vm_audit),
         _Route("GET", "/access/ticket", lambda c: None, auth=False),
         _Route("POST", "/access/ticket", _login,
                {k: None for k in ("username", "password", "realm", "otp", "path", "privs", "tfa-challenge",
@@ -246,11 +270,12 @@ def _build_routes() -> list[_Route]:
     ]
     for kind in ("qemu", "lxc"):
         routes.append(_Route("GET", f"/nodes/{{node}}/{kind}/{{vmid}}/snapshot",
-                             partial(lambda c, k: c.view.snapshots(_guest(c, k)), k=kind)))
+                             partial(lambda c, k: c.view.snapshots(_guest(c, k)), k=kind), perm=vm_audit))
         for action in ("start", "stop", "shutdown", "reboot"):
             routes.append(_Route("POST", f"/nodes/{{node}}/{kind}/{{vmid}}/status/{action}",
                                  partial(_set_status, kind=kind, action=action),
-                                 {"timeout": None, "skiplock": _BOOL, "forceStop": _BOOL}))
+                                 {"timeout": None, "skiplock": _BOOL, "forceStop": _BOOL},
+                                 perm=_perm("/vms/{vmid}", "VM.PowerMgmt")))
     return routes
 
 
@@ -287,6 +312,7 @@ class Fault:
     close: bool
     times: int | None  # None: every matching request
     message: str | None
+    body: str | None = None  # answered with status 200 as it is: a malformed answer
     hits: int = 0
 
     def __post_init__(self):
@@ -298,7 +324,7 @@ class Fault:
                 and (self._query is None or bool(self._query.search(query))))
 
     def as_dict(self) -> dict:
-        keys = ("id", "method", "path", "query", "status", "delay", "close", "times", "message", "hits")
+        keys = ("id", "method", "path", "query", "status", "delay", "close", "times", "message", "body", "hits")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -438,6 +464,21 @@ class _Handler(BaseHTTPRequestHandler):
 # --------------------------------------------------------------------------
 
 
+def _only(data: dict, allowed: set, what: str) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f"unknown {what} field(s): {', '.join(sorted(unknown))}")
+
+
+def _grants(value) -> list:
+    """Grants of a control call: a list of [path, role_or_privs, propagate?] lists or {path, roles|privs, propagate}."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("acls must be a list of [path, role or privileges, propagate] or {path, roles, propagate}")
+    return [_grant_spec(v) for v in value]
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode().rstrip("=")
 
@@ -558,9 +599,16 @@ class DoubleServer:
     def token_secret(self) -> str:
         return self.cluster.tokens[0].secret
 
-    def auth_header(self) -> dict:
-        """The header proxmoxer sends for the first API token."""
-        return {"Authorization": f"PVEAPIToken={self.token_id}={self.token_secret}"}
+    def auth_header(self, token_id: str | None = None, secret: str | None = None) -> dict:
+        """The header proxmoxer sends for an API token (user@realm!name and its secret; default: the first token)."""
+        if token_id is None:
+            token_id, secret = self.token_id, self.token_secret
+        elif secret is None:
+            token = self.cluster.token(token_id)
+            if token is None:
+                raise ValueError(f"no token {token_id!r}")
+            secret = token.secret
+        return {"Authorization": f"PVEAPIToken={token_id}={secret}"}
 
     def info(self) -> dict:
         """Everything a client in another process needs (the CLI writes it to the info file)."""
@@ -583,21 +631,23 @@ class DoubleServer:
 
     def add_fault(self, method: str | None = None, path: str = r".*", *, query: str | None = None,
                   status: int | None = None, delay: float = 0.0, close: bool = False,
-                  times: int | None = None, message: str | None = None) -> int:
+                  times: int | None = None, message: str | None = None, body: str | None = None) -> int:
         """Inject a fault on requests whose API path (after /api2/json) matches `path` (re.search).
 
         It delays the answer by `delay` seconds, then drops the connection (`close`),
-        or answers `status` with a PVE-like error body, or (delay only) answers normally.
+        or answers `status` with a PVE-like error body, or answers `body` as it is with status 200
+        (a malformed answer: not JSON, no `data`, odd fields), or (delay only) answers normally.
         `times` limits it to the next N matching requests. Returns the fault id.
         """
-        if status is None and not close and not delay:
-            raise ValueError("a fault needs a status, a delay or close=True")
+        if status is None and not close and not delay and body is None:
+            raise ValueError("a fault needs a status, a body, a delay or close=True")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1")
         with self._lock:
             self._fault_ids += 1
             fault = Fault(self._fault_ids, method.upper() if method else None, path, query,
-                          int(status) if status is not None else None, float(delay), bool(close), times, message)
+                          int(status) if status is not None else None, float(delay), bool(close), times, message,
+                          body)
             self._faults.append(fault)
             return fault.id
 
@@ -617,6 +667,50 @@ class DoubleServer:
         if seconds < 0:
             raise ValueError("latency cannot be negative")
         self.latency = float(seconds)
+
+    # -- users, tokens, roles, ACLs (see README "Permissions") --------------------------
+    def add_user(self, userid: str, password: str | None = None, acls=()) -> str:
+        """Create (or find) a user, grant it `acls` ((path, role_or_privs[, propagate]) each); return its password."""
+        user = self.cluster.add_user(userid, password)
+        self.cluster.grant_all(acls, users=[userid])
+        return user.password
+
+    def add_token(self, userid: str, name: str, privsep: bool = True, acls=(), *, user_acls=(),
+                  secret: str | None = None) -> str:
+        """Create the API token `userid!name` and return its secret, as `pveum user token add --privsep`.
+
+        `acls` are given to the token, `user_acls` to its user (created when missing), each a
+        (path, role_or_privs[, propagate]) tuple or a {path, roles|privs, propagate} mapping; a
+        role is a role id (built-in or custom), privileges a list such as ["VM.Audit"]. A
+        privilege-separated token gets only its own ACLs, intersected with its user's; one
+        without privilege separation has exactly its user's privileges.
+        """
+        token = self.cluster.add_token(userid, name, privsep=privsep, secret=secret)
+        self.cluster.grant_all(user_acls, users=[userid])
+        self.cluster.grant_all(acls, tokens=[token.full_id])
+        return token.secret
+
+    def add_role(self, roleid: str, privs) -> None:
+        """A custom role, as `pveum role add ROLEID -privs "A B"`."""
+        self.cluster.add_role(roleid, privs)
+
+    def add_acl(self, path: str, roles, *, users=(), tokens=(), propagate: bool = True) -> None:
+        """An ACL entry, as `pveum acl modify PATH --roles R --users U --tokens T --propagate 0|1`."""
+        self.cluster.grant(path, roles, users=users, tokens=tokens, propagate=propagate)
+
+    def permissions(self, identity: str, path: str) -> list:
+        """The privileges `identity` (user@realm or user@realm!name) has on `path`, as PVE would compute them."""
+        return self.cluster.permissions(identity, path)
+
+    def access_info(self) -> dict:
+        """Users, tokens (no secrets), custom roles and ACLs, as the control API shows them."""
+        c = self.cluster
+        return {"pve_major": c.pve_major,
+                "users": [u.userid for u in c.users],
+                "tokens": [{"tokenid": t.full_id, "privsep": int(bool(t.privsep))} for t in c.tokens],
+                "roles": {r.roleid: sorted(r.privs) for r in c.roles},
+                "acls": [{"path": a.path, "roles": list(a.roles), "users": list(a.users), "tokens": list(a.tokens),
+                          "propagate": int(bool(a.propagate))} for a in c.acls]}
 
     def set_node_status(self, node: str, status: str) -> None:
         try:
@@ -653,6 +747,8 @@ class DoubleServer:
                 raise _AbortConnection()
             if fault.status is not None:
                 raise PveError(fault.status, fault.message or _DEFAULT_MESSAGES.get(fault.status, "error"))
+            if fault.body is not None:
+                return _Payload(fault.body.encode("utf-8"))
 
         userid = None
         if route is None or route.auth:
@@ -670,10 +766,15 @@ class DoubleServer:
         view = self.cluster.view()
         if "node" in args:
             view.check_node(args["node"])
-        call = _Call(view, self, args, params, userid)
+        access = view.access(userid if route.auth else None)
+        call = _Call(view, self, args, params, userid, access)
+        if route.perm is not None:
+            route.perm(call)
         if not route.cache:
             return _Payload(_json({"data": route.handler(call)}))
-        key = (route.template, tuple(sorted(args.items())), tuple(sorted(params.items())))
+        # who asks matters only for an identity whose answers are filtered
+        who = None if access.unrestricted else access.identity
+        key = (route.template, tuple(sorted(args.items())), tuple(sorted(params.items())), who)
         payload = view.cache.get(key)
         if payload is None:
             payload = view.cache[key] = _Payload(_json({"data": route.handler(call)}))
@@ -802,7 +903,7 @@ class DoubleServer:
         if (method, path) == ("GET", "/faults"):
             return self.faults()
         if (method, path) == ("POST", "/faults"):
-            allowed = {"method", "path", "query", "status", "delay", "close", "times", "message"}
+            allowed = {"method", "path", "query", "status", "delay", "close", "times", "message", "body"}
             unknown = set(data) - allowed
             if unknown:
                 raise ValueError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
@@ -823,4 +924,31 @@ class DoubleServer:
             return {n.node: n.status for n in self.cluster.nodes}
         if (method, path) == ("GET", "/info"):
             return self.info()
+        if (method, path) == ("GET", "/access"):
+            return self.access_info()
+        if (method, path) == ("POST", "/users"):
+            _only(data, {"userid", "password", "acls"}, "user")
+            password = self.add_user(data["userid"], data.get("password"), _grants(data.get("acls")))
+            return {"userid": data["userid"], "password": password}
+        if (method, path) == ("POST", "/tokens"):
+            _only(data, {"userid", "tokenid", "privsep", "acls", "user_acls", "secret"}, "token")
+            secret = self.add_token(data["userid"], data["tokenid"], bool(data.get("privsep", True)),
+                                    _grants(data.get("acls")), user_acls=_grants(data.get("user_acls")),
+                                    secret=data.get("secret"))
+            return {"tokenid": f"{data['userid']}!{data['tokenid']}", "secret": secret}
+        if (method, path) == ("POST", "/roles"):
+            _only(data, {"roleid", "privs"}, "role")
+            self.add_role(data["roleid"], data["privs"])
+            return self.access_info()
+        if (method, path) == ("POST", "/acls"):
+            _only(data, {"path", "roles", "privs", "users", "tokens", "propagate"}, "acl")
+            if data.get("roles") and data.get("privs"):
+                raise ValueError("give roles or privs, not both")
+            self.add_acl(data["path"], data.get("roles") or data["privs"], users=data.get("users") or (),
+                         tokens=data.get("tokens") or (), propagate=bool(data.get("propagate", True)))
+            return self.access_info()
+        if (method, path) == ("POST", "/permissions"):
+            _only(data, {"identity", "path"}, "permissions query")
+            return {"identity": data["identity"], "path": data["path"],
+                    "privs": self.permissions(data["identity"], data["path"])}
         raise LookupError(f"no control action {method} {CONTROL_PREFIX}{path}")

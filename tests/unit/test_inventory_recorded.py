@@ -62,6 +62,10 @@ def populate(tmp_path, inventory_loader, monkeypatch, asked):
     tfvars = tmp_path / 'terraform.tfvars.json'
     tfvars.write_text(json.dumps({'servers': DECLARED}))
     state_db = str(tmp_path / 'state.db')
+    store = StateStore(state_db)  # an existing state DB, as the modules make it: the inventory records into it
+    with store.writing():
+        pass
+    store.close()
 
     def _populate(**options):
         config = tmp_path / 'recorded.proxmox.yml'

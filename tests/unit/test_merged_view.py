@@ -136,3 +136,92 @@ def test_tfvars_not_json_and_missing(tmp_path, monkeypatch):
     monkeypatch.delenv(mv.TFVARS_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
     assert mv.load_tfvars() == {}
+
+
+# -- "Never wrong in silence", part 8: files and names ---------------------------------
+
+
+@pytest.mark.parametrize('raw, field', [
+    ('{"servers": {"a": {"name": "a", "cpu": 2}, "a": {"name": "a", "cpu": 4}}}', 'servers.a'),
+    ('{"servers": {"a": {"name": "a", "cpu": 2, "cpu": 4}}}', 'servers.a.cpu'),
+    ('{"servers": {"a": {"name": "a", "disks": [{"size": 1, "size": 2}]}}}', 'servers.a.disks[0].size'),
+    ('{"servers": {}, "servers": {"a": {"name": "a"}}}', 'servers'),
+])
+def test_tfvars_key_given_twice_is_refused_naming_file_and_key(tmp_path, raw, field):
+    path = write(tmp_path, None, raw=raw)
+    with pytest.raises(DeclarationError) as err:
+        mv.load_tfvars(path)
+    assert err.value.problems == ['%s: %s: the key is given twice in one object; JSON keeps only the last, so say '
+                                  'it once.' % (path, field)]
+    assert str(err.value) == '%s is not valid:\n  %s' % (path, err.value.problems[0])
+
+
+def test_tfvars_nested_200000_levels_is_a_clear_error(tmp_path):
+    path = write(tmp_path, None, raw='{"servers": {"a": {"name": "a", "x": %s%s}}}' % ('[' * 200000, ']' * 200000))
+    with pytest.raises(DeclarationError) as err:
+        mv.load_tfvars(path)
+    assert str(err.value) == '%s is not valid: nested too deeply to be a tfvars file.' % path
+
+
+def test_tfvars_nested_as_deep_as_json_allows_still_gets_a_clear_schema_error(tmp_path):
+    """A deep value jsonschema would echo (servers must be an object) is no RecursionError either."""
+    for depth in (900, 1200, 5000, 50000):
+        path = write(tmp_path, None, raw='{"servers": %s%s}' % ('[' * depth, ']' * depth))
+        with pytest.raises(DeclarationError) as err:
+            mv.load_tfvars(path)
+        assert path in str(err.value) and len(str(err.value)) < 1000
+
+
+def test_did_you_mean_at_a_thousand_guests_gives_three_distinct_names_closest_first():
+    view = mv.build_view([guest(vmid, 'guest-%d' % vmid) for vmid in range(100, 1100)], {})
+    with pytest.raises(UnknownServerError) as err:
+        view.resolve('guest-1o7')
+    assert str(err.value).endswith("Did you mean 'guest-107' or 'guest-117' or 'guest-127'?")
+
+
+def test_did_you_mean_lists_a_name_once_and_host_names_of_shared_names():
+    view = mv.build_view([guest(100, 'alpha'), guest(110, 'worker'), guest(111, 'worker')], {})
+    assert mv.close_matches('alpah', list(view.by_host) + list(view.by_name)) == ['alpha']
+    assert mv.close_matches('workr', list(view.by_host) + list(view.by_name)) == [
+        'worker', 'worker-110', 'worker-111']
+    assert mv.close_matches('zzz', ['alpha']) == []
+
+
+def test_a_template_is_named_as_a_template_not_as_missing():
+    guests = [guest(9000, 'debian12-tpl', template=1, status='stopped'), guest(9001, 'debian12-tpl', template=1),
+              guest(100, 'web-01')]
+    view = mv.build_view(guests, {})
+    assert [r.host for r in view] == ['web-01']  # still no server
+    assert [r.vmid for r in view.templates['debian12-tpl']] == [9000, 9001]
+    with pytest.raises(UnknownServerError) as err:
+        view.resolve('debian12-tpl')
+    assert str(err.value).startswith("'debian12-tpl' is a template (vmid 9000, 9001), not a server")
+    assert 'does not exist' not in str(err.value)
+    # server_role and the declarations resolve through the same find()
+    from ansible_collections.proxmox_manager.core.plugins.module_utils import role_assignment
+
+    _resolved, problems = role_assignment.resolve(view, [dict(name='debian12-tpl', role='web')], ['web'])
+    assert problems == [view.find('debian12-tpl')[1]]
+    # the drift table says what it is too
+    from ansible_collections.proxmox_manager.core.plugins.module_utils import declarations
+
+    entry = dict(key='debian12-tpl', role='web', vmid=None, vars={}, line=3)
+    rows = declarations.drift_rows(view, [], [(entry, problems[0])], [])
+    assert [(r['host'], r['proxmox']) for r in rows] == [('debian12-tpl', 'template'), ('web-01', 'running')]
+    # with include_templates it is a record like any other
+    assert mv.build_view(guests[:1], {}, include_templates=True).resolve('debian12-tpl').template is True
+
+
+def test_inventory_marks_templates_with_a_variable_and_a_group():
+    from ansible_collections.proxmox_manager.core.plugins.plugin_utils import inventory_view as iv
+
+    view = mv.build_view([guest(9000, 'tpl', template=1, status='stopped'), guest(100, 'a')], {},
+                         include_templates=True)
+    template, regular = view.by_host['tpl'], view.by_host['a']
+    assert iv.host_vars(template, iv.LIVE, None)['pve_template'] is True
+    assert 'template' in iv.host_groups(template, None)
+    assert 'pve_template' not in iv.host_vars(regular, iv.LIVE, None)
+    assert 'template' not in iv.host_groups(regular, None)
+    # the same from the inventory cache and from the recorded view (record dicts)
+    again = mv.ServerRecord.from_dict(json.loads(json.dumps(template.as_dict())))
+    assert iv.host_vars(again, iv.RECORDED, None)['pve_template'] is True and 'template' in iv.host_groups(again, None)

@@ -5,7 +5,10 @@ The hypothesis-driven checks of that promise are in tests/integration/test_schem
 
 import json
 
+import pytest
+
 from ansible_collections.proxmox_manager.core.plugins.module_utils import schemas
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import DeclarationError
 from tests.conftest import SAMPLE_TFVARS
 
 
@@ -19,3 +22,30 @@ def test_enum_keeps_true_and_1_apart_and_unknown_keywords_fall_back():
     assert check(1) and check('a') and not check(True) and not check(1.0) and not check([1])
     assert schemas._compile({'type': 'string', 'format': 'ipv4'}) is None
     assert schemas._surely_valid('x', {'oneOf': [{'type': 'string'}]}) is False
+
+
+def test_messages_echo_values_as_bounded_excerpts():
+    """A 1 MB value in a file costs a message EXCERPT characters, whatever the rule it breaks."""
+    huge = 'x' * 1000000
+    data = {'servers': {huge: {'role': huge, 'vmid': huge, 'vars': [huge], 'extra': 1, huge + 'y': 2}}, huge: 1}
+    with pytest.raises(DeclarationError) as err:
+        schemas.validate(data, schemas.ROLES_SCHEMA, 'roles.yml', locate=lambda path: 7)
+    problems = err.value.problems
+    cut = schemas.excerpt(huge)
+    assert cut == repr('x' * schemas.EXCERPT) + '...'
+    field = 'servers.' + 'x' * schemas.EXCERPT + '...'
+    expected = [
+        "roles.yml:7: (top level): Additional properties are not allowed (%s was unexpected)" % cut,
+        "roles.yml:7: servers: %s is too long" % cut,
+        "roles.yml:7: %s: Additional properties are not allowed ('extra', %s were unexpected)"
+        % (field, schemas.excerpt(huge + 'y')),
+        "roles.yml:7: %s.role: %s is too long" % (field, cut),
+        "roles.yml:7: %s.vars: %s is not of type 'object'" % (field, "['" + 'x' * (schemas.EXCERPT - 2) + '...'),
+        "roles.yml:7: %s.vmid: %s is not of type 'integer'" % (field, cut),
+    ]
+    assert sorted(problems) == sorted(expected), [p[:200] for p in problems]
+
+
+def test_field_paths_are_bounded_too():
+    assert schemas._field(['servers', 'y' * 500, 'disks', 0, 'size']) == 'servers.%s....disks[0].size' % ('y' * 80)
+    assert schemas._field([]) == '(top level)'

@@ -190,3 +190,84 @@ def test_backup_is_a_consistent_copy(tmp_path):
 def test_url_password_is_hidden_in_messages():
     store = ss.StateStore('postgresql://user:hunter2@db.example/state')
     assert 'hunter2' not in store.display_url and 'db.example' in store.display_url
+
+
+# -- issue "Never wrong in silence", parts 6 and 7 -----------------------------------------------------
+
+
+@pytest.mark.parametrize('url, shown, says', [
+    ('postgresql+psycopg://u:secret@localhost:notaport/db', 'postgresql+psycopg://u:***@localhost:notaport/db',
+     "the port 'notaport' is not a number"),
+    ('mysql://u:secret@localhost/db', 'mysql://u:***@localhost/db',
+     "no module named 'MySQLdb'): install the package mysqlclient (pip install mysqlclient)"),
+])
+def test_a_bad_url_or_a_missing_driver_is_one_message_without_the_password(url, shown, says):
+    for call in (lambda s: s.servers(), lambda s: s.writing().__enter__()):
+        with pytest.raises(StateStoreError) as err:
+            call(ss.StateStore(url))
+        msg = str(err.value)
+        assert msg.startswith('Cannot open the state DB %s: ' % shown) and says in msg, msg
+        assert 'secret' not in msg
+
+
+def test_a_schema_version_that_is_not_a_number_is_refused_by_name(tmp_path):
+    path = str(tmp_path / 'x.db')
+    with ss.StateStore(path).writing():
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE pm_meta SET value = 'abc' WHERE key = 'schema_version'")
+    conn.commit()
+    before = list(conn.iterdump())
+    for call in (lambda s: s.servers(), lambda s: s.schema_version(), lambda s: s.writing().__enter__()):
+        with pytest.raises(StateStoreError, match="Cannot read the state DB %s: its pm_meta table holds "
+                                                  "schema_version 'abc'" % path):
+            call(ss.StateStore(path))
+    assert list(conn.iterdump()) == before
+    conn.close()
+
+
+def test_a_busy_timeout_that_is_not_a_number_is_named(monkeypatch):
+    monkeypatch.setenv(state_db.BUSY_TIMEOUT_ENV, 'soon')
+    with pytest.raises(StateStoreError, match="PROXMOX_MANAGER_DB_TIMEOUT='soon' is not a whole number"):
+        ss.StateStore('/nonexistent/x.db')
+
+
+def test_the_recorded_view_is_never_recorded_into_a_missing_db(tmp_path):
+    from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view
+    path = str(tmp_path / 'state' / 'x.db')
+    assert recorded_view.record(path, 'inventory@pve:8006', [dict(host='a')]) is False
+    assert not (tmp_path / 'state').exists()
+
+
+def test_the_recorded_view_is_written_only_when_it_changed(tmp_path):
+    from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view
+    path = str(tmp_path / 'x.db')
+    with ss.StateStore(path).writing():
+        pass
+    name = 'inventory@pve:8006'
+    assert recorded_view.record(path, name, [dict(host='a', vmid=100)]) is True
+    taken_at = recorded_view.last_view(path, name).taken_at
+    before = digest(path)
+    assert recorded_view.record(path, name, [dict(host='a', vmid=100)]) is False
+    assert digest(path) == before and recorded_view.last_view(path, name).taken_at == taken_at
+    assert recorded_view.record(path, name, [dict(host='a', vmid=100, status='stopped')]) is True
+    assert recorded_view.last_view(path, name).records == [dict(host='a', vmid=100, status='stopped')]
+    # the state store (other databases) keeps the same rule
+    store = ss.StateStore(path)
+    with store.writing() as conn:
+        assert store.save_snapshot(conn, name, [dict(host='a', vmid=100, status='stopped')]) is False
+        assert store.save_snapshot(conn, name, [dict(host='b')]) is True
+    assert store.load_snapshot(name)[1] == [dict(host='b')]
+
+
+def test_writing_without_create_neither_creates_nor_upgrades(tmp_path):
+    path = str(tmp_path / 'state' / 'x.db')
+    with ss.StateStore(path).writing(create=False) as conn:
+        assert conn is None
+    assert not (tmp_path / 'state').exists()
+    legacy = str(tmp_path / 'legacy.db')
+    _legacy(legacy)
+    before = digest(legacy)
+    with ss.StateStore(legacy).writing(create=False) as conn:
+        assert conn is None
+    assert digest(legacy) == before
