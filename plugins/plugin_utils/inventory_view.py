@@ -92,9 +92,20 @@ def _fallback(options, error, last, unreadable):
 
 
 def record(options, view):
-    """Keep a live view in the state DB for the next parse (see recorded_view)."""
-    recorded_view.record(options['state_db'], recorded_view.view_name(options['api_host'], options['api_port']),
-                         [r.as_dict() for r in view.records])
+    """Keep a live view in the state DB for the next parse (see recorded_view); True when it was written.
+
+    A guest's uptime grows on every parse, but only a guest whose agent is off needs it
+    remembered (merged_view._agent_known_off): kept for those alone, the view changes
+    when something a host shows changes, and only then is it written.
+    """
+    records = []
+    for record_ in view.records:
+        data = record_.as_dict()
+        if data['agent'] is not False:
+            data['uptime'] = None
+        records.append(data)
+    return recorded_view.record(options['state_db'],
+                                recorded_view.view_name(options['api_host'], options['api_port']), records)
 
 
 def _records(dicts):

@@ -627,7 +627,7 @@ def test_locked_state_db_lists_every_host_and_warns(existing_db, double, cli_env
     first = listing()
     taken_at = recorded_view(state_db, double)[0]
     guest = double.cluster.guest(101)
-    guest.uptime = (guest.uptime or 1000) + 60  # a changed view (no hostvar shows uptime) is one to record
+    guest.maxmem += 1 << 30  # a changed view (no hostvar shows maxmem) is one to record
     double.cluster.touch()
     holder = sqlite3.connect(state_db, isolation_level=None)
     holder.execute('BEGIN IMMEDIATE')
@@ -716,3 +716,18 @@ def test_an_agent_answering_an_error_is_an_agent_that_is_off(existing_db, double
     double.reset_counters()
     build(config())
     assert AGENT not in double.counters()['by_path']  # remembered like an agent that is off
+
+
+def test_the_recorded_view_is_rewritten_only_when_what_hosts_show_changes(existing_db, double, build, config,
+                                                                          state_db):
+    build(config())
+    taken_at = recorded_view(state_db, double)[0]
+    for guest in double.cluster.guests:
+        guest.uptime = (guest.uptime or 1000) + 60  # time passes: every running guest's uptime grows
+    double.cluster.touch()
+    build(config())
+    assert recorded_view(state_db, double)[0] == taken_at
+    double.cluster.guest(101).status = 'stopped'
+    double.cluster.touch()
+    build(config())
+    assert recorded_view(state_db, double)[0] > taken_at
