@@ -1,7 +1,7 @@
 """Tests of the Proxmox VE API double itself (tests/pve_double).
 
 The central one walks every endpoint the double serves and validates each answer
-against the official PVE `returns` schema in shared/pve-api/schema-subset.json.
+against the official PVE `returns` schema in tests/pve_double/pve-api/schema-subset.json.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from tests.pve_double import (  # noqa: E402
     write_tfvars,
 )
 
-SCHEMA_PATH = Path(os.environ.get("PVE_API_SCHEMA", ROOT / ".." / "shared" / "pve-api" / "schema-subset.json"))
+# Vendored with its provenance in tests/pve_double/pve-api/README.md; PVE_API_SCHEMA may point at a newer extract.
+SCHEMA_PATH = Path(os.environ.get("PVE_API_SCHEMA", ROOT / "tests" / "pve_double" / "pve-api" / "schema-subset.json"))
 # Items of GET /storage are documented with `storage` only, though PVE sends the whole storage.cfg entry;
 # GET /nodes items also carry `id` and `type` (PVE's extract_node_stats), which community.proxmox reads.
 _OPEN_PATHS = {"/storage", "/storage/{storage}", "/nodes"}
@@ -99,8 +100,8 @@ def pve_to_jsonschema(pve: dict, closed: bool = False) -> dict:
 @pytest.fixture(scope="module")
 def pve_schema() -> dict:
     if not SCHEMA_PATH.is_file():
-        pytest.fail(f"PVE API schema not found at {SCHEMA_PATH.resolve()}: the checkout needs shared/ "
-                    "beside the repo (or PVE_API_SCHEMA pointing at schema-subset.json)")
+        pytest.fail(f"PVE API schema not found at {SCHEMA_PATH.resolve()} (PVE_API_SCHEMA, else the vendored "
+                    "tests/pve_double/pve-api/schema-subset.json)")
     return json.loads(SCHEMA_PATH.read_text())
 
 
