@@ -86,7 +86,7 @@ def url_problem(url):
     return None
 
 
-def missing_driver(url, exc):
+def missing_driver(exc):
     """The reason for a driver that is not installed, naming the package to install."""
     module = (getattr(exc, 'name', None) or str(exc).rsplit(' ', 1)[-1].strip("'")).split('.')[0]
     package = DRIVER_PACKAGES.get(module, module)

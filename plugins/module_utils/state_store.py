@@ -78,7 +78,7 @@ class StateStore:
             try:
                 self._engine = self._make_engine()
             except ImportError as exc:
-                raise error('open', self.display_url, missing_driver(self.url, exc)) from None
+                raise error('open', self.display_url, missing_driver(exc)) from None
             except (ValueError, SQLAlchemyError) as exc:
                 raise error('open', self.display_url, str(exc)) from None
         return self._engine

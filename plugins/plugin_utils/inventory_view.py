@@ -43,8 +43,8 @@ def load(options, cached=None):
 
     The recorded view is read first: it tells which agents were off and the last known
     statuses, and serves when Proxmox fails to answer (an outage: unreachable, timed out,
-    a 5xx or a malformed answer; see _fallback), never when it refuses the credentials. A state DB that cannot be
-    read fails the parse, after Proxmox had its say.
+    a 5xx or a malformed answer; see _fallback), never when it refuses the credentials.
+    A state DB that cannot be read fails the parse, after Proxmox had its say.
     """
     if cached is not None:
         return InventoryView(_records(cached), recorded_view.applied_roles(options['state_db']), FROM_CACHE, None, [],
