@@ -6,12 +6,12 @@ SHELL := /bin/bash
 PYTHON ?= $(shell bash scripts/find-python.sh)
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements/test.txt requirements/postgresql.txt requirements/constraints.txt | sha1sum | cut -c1-12)
 PYTEST := $(BIN)/pytest -p no:pytest-ansible -p no:cacheprovider
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: help venv demo test unit integration sanity lint molecule-roles molecule-gitops bench schemas clean double
+.PHONY: help venv demo test unit integration installed sanity lint molecule-roles molecule-gitops release-checks bench schemas clean double
 
 help:
 	@echo "make demo    - set up .venv, start the Proxmox API double, run the main job against it"
@@ -20,7 +20,7 @@ help:
 	@echo "make double  - start the double in the foreground with the sample cluster"
 
 venv: $(STAMP)
-$(STAMP): requirements/runtime.txt requirements/test.txt requirements/constraints.txt
+$(STAMP): requirements.txt requirements/test.txt requirements/postgresql.txt requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found: set PYTHON=/path/to/python3.12"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
@@ -33,7 +33,7 @@ demo: venv
 double: venv
 	$(BIN)/python -m tests.pve_double --scenario tests/pve_double/scenarios/sample.yml --info-file .double/info.json
 
-test: venv unit integration sanity lint molecule-gitops molecule-roles
+test: venv unit integration installed sanity lint release-checks molecule-gitops molecule-roles
 	@echo "make test: all gates passed"
 
 unit: venv
@@ -42,6 +42,10 @@ unit: venv
 integration: venv
 	$(PYTEST) tests/integration
 
+# The user's route: the tarball, a fresh venv from its requirements.txt, a scaffolded config repo outside the checkout.
+installed: venv
+	$(PYTEST) tests/installed
+
 sanity: venv
 	@bash scripts/sanity.sh
 
@@ -49,6 +53,20 @@ lint: venv
 	$(BIN)/yamllint --strict .
 	@# Its syntax checks load ansible.cfg's inventory; without PROXMOX_HOST that source must not fail the check.
 	ANSIBLE_INVENTORY_UNPARSED_FAILED=false $(BIN)/ansible-lint --offline --profile production
+
+# The checks Galaxy runs on upload (galaxy-importer on the built tarball), the docsite's docs lint and the
+# changelog lint. Own venv from requirements/release.txt alone: galaxy-importer needs attrs<24, and
+# requirements/constraints.txt pins attrs 26.1.0.
+RELEASE_VENV ?= .venv-release
+RELEASE_STAMP := $(RELEASE_VENV)/.installed-$(shell sha1sum requirements/release.txt | cut -c1-12)
+$(RELEASE_STAMP): requirements/release.txt
+	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found: set PYTHON=/path/to/python3.12"; exit 1; }
+	@test -x $(RELEASE_VENV)/bin/python || $(PYTHON) -m venv $(RELEASE_VENV)
+	$(RELEASE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/release.txt
+	@rm -f $(RELEASE_VENV)/.installed-* && touch $@
+
+release-checks: $(RELEASE_STAMP)
+	@RELEASE_VENV=$(RELEASE_VENV) bash scripts/release_checks.sh
 
 molecule-gitops: venv
 	@VENV=$(VENV) bash tests/molecule/gitops.sh

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ for path in (str(COLLECTIONS), str(ROOT)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from tests import postgres  # noqa: E402
 from tests.pve_double import DoubleServer, load_scenario  # noqa: E402
 
 SAMPLE = ROOT / 'tests' / 'pve_double' / 'scenarios' / 'sample.yml'
@@ -110,9 +112,74 @@ def roles_dir(tmp_path):
     return str(tmp_path / 'roles')
 
 
+# -- the state DB: SQLite and PostgreSQL ------------------------------------------------------------------
+
+
+@pytest.fixture(scope='session')
+def postgresql_server():
+    """The throwaway PostgreSQL server (tests/postgres.py): started by the first test that asks for it, stopped at
+    the end of the session, failures and Ctrl-C included. Missing server programs fail the test, naming the package."""
+    server = postgres.PostgresServer()
+    try:
+        server.start()
+        problem = None
+    except postgres.PostgresUnavailable as exc:
+        problem = str(exc)
+    if problem:
+        server.stop()
+        pytest.fail(problem, pytrace=False)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def state_db(tmp_path):
+def postgresql_db(postgresql_server, request):
+    """The URL of a new, empty database of the throwaway server (postgresql+psycopg://...), dropped afterwards."""
+    name = postgresql_server.create_database(request.node.name)
+    yield postgresql_server.url(name)
+    postgresql_server.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    """A SQLite state DB path, not created yet: for tests of what only a SQLite file has (the file itself, WAL,
+    -journal files, backups, the inventory's stdlib sqlite3 reads)."""
     return str(tmp_path / 'state' / 'proxmox_manager.db')
+
+
+@pytest.fixture(params=['sqlite', 'postgresql'])
+def state_db(request):
+    """The state DB option of a test, which runs once on each database: a SQLite path not created yet, or the
+    URL of a new, empty PostgreSQL database. tests/seed_db.py looks at either from outside."""
+    return request.getfixturevalue('%s_db' % request.param)
+
+
+def kill_tree(pid):
+    """SIGKILL a process and all its descendants; their pids.
+
+    Not a process group: ansible-core's worker process makes a session of its own (os.setsid), and the module
+    holding the database connection is its child.
+    """
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/stat' % entry) as handle:
+                    ppid = int(handle.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    for member in tree:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return tree
 
 
 class ModuleFailed(Exception):

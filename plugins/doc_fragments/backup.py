@@ -16,6 +16,8 @@ options:
     description:
       - Copy the state DB (SQLite online backup, consistent even while others write) before changing it.
       - The copy is taken only when something will change; its path is returned as RV(backup_file).
+      - Only a SQLite state DB is copied; for another database a warning says no backup was taken (use its own
+        tools, such as C(pg_dump)).
     type: bool
     default: false
   backup_dir:

@@ -15,13 +15,14 @@ options:
   tfvars_path:
     description:
       - "The Terraform variables file that declares the servers, C({\"servers\": {NAME: {...}}})."
-      - Defaults to E(PROXMOX_MANAGER_TFVARS), else C(terraform/terraform.tfvars.json) of the current directory.
+      - Defaults to E(PROXMOX_MANAGER_TFVARS), else C(terraform/terraform.tfvars.json) of the config repo
+        (O(project_dir)).
       - A missing file at the default path means no server is declared yet.
     type: path
   state_db:
     description:
       - The state DB, a path to a SQLite file or any SQLAlchemy URL (for example C(postgresql+psycopg://host/db)).
-      - Defaults to E(PROXMOX_MANAGER_DB), else C(state/proxmox_manager.db) of the current directory.
+      - Defaults to E(PROXMOX_MANAGER_DB), else C(state/proxmox_manager.db) of the config repo (O(project_dir)).
     type: str
   allow_empty_cluster:
     description:
@@ -30,12 +31,19 @@ options:
         guests gets an empty listing rather than an error. Set it for a cluster that really is empty now.
     type: bool
     default: false
+  project_dir:
+    description:
+      - The config repo, which every relative path resolves against (O(tfvars_path), O(state_db), the
+        C(state/*.yml) files, C(roles/), C(terraform/datastores.auto.tfvars.json)).
+      - Defaults to E(PROXMOX_MANAGER_PROJECT_DIR), else the directory of the C(ansible.cfg) in use unless that is
+        C(~/.ansible.cfg) or C(/etc/ansible/ansible.cfg), else the current directory of C(ansible-playbook).
+      - The collection's action plugin works the default out on the controller, so a playbook anywhere, including
+        the FQCN playbooks inside the installed collection, acts on the config repo and never on the collection.
+    type: path
 notes:
-  - Relative paths are taken from E(PROXMOX_MANAGER_PROJECT_DIR) when it is set (the collection's playbooks set it
-    to the config repo root, since a local play runs its modules in the playbook's directory), else from the
-    current directory.
+  - These modules run on the controller, in a local play or delegated to localhost.
 requirements:
-  - proxmoxer >= 2.0
+  - proxmoxer >= 2.3
   - requests
   - SQLAlchemy >= 2.0
   - jsonschema
@@ -46,17 +54,27 @@ options:
   tfvars_path:
     description:
       - The Terraform variables file that declares the servers.
-      - Defaults to C(terraform/terraform.tfvars.json) of the current directory.
+      - Defaults to C(terraform/terraform.tfvars.json) of the config repo (O(project_dir)); a missing file there
+        means no server is declared yet.
     type: path
     env:
       - name: PROXMOX_MANAGER_TFVARS
   state_db:
     description:
       - The state DB, a path to a SQLite file or any SQLAlchemy URL.
-      - Defaults to C(state/proxmox_manager.db) of the current directory.
+      - Defaults to C(state/proxmox_manager.db) of the config repo (O(project_dir)).
     type: str
     env:
       - name: PROXMOX_MANAGER_DB
+  project_dir:
+    description:
+      - The config repo, which the relative paths of O(tfvars_path) and O(state_db) resolve against (not the
+        directory of this inventory file, nor the installed collection).
+      - Defaults to the directory of the C(ansible.cfg) in use unless that is C(~/.ansible.cfg) or
+        C(/etc/ansible/ansible.cfg), else the current directory.
+    type: path
+    env:
+      - name: PROXMOX_MANAGER_PROJECT_DIR
   allow_empty_cluster:
     description:
       - Believe a listing in which Proxmox reports no guest at all although the recorded view holds some.

@@ -26,9 +26,12 @@ description:
     into an existing state DB; the modules create and upgrade it, the inventory never does. When Proxmox cannot be
     reached, times out, answers with a 5xx or a malformed answer, the recorded view of that cluster is served with a
     loud warning that says which (see O(offline_fallback)). Refused credentials or privileges always fail.
-  - Uses a configuration file whose name ends in C(proxmox.yml) or C(proxmox.yaml).
+  - Uses a configuration file whose name ends in C(proxmox.yml) or C(proxmox.yaml). A string option written in that
+    file may be a template, for example a lookup of an environment variable (see the examples); a value taken from
+    the environment never is.
+  - Relative paths (O(tfvars_path), O(state_db)) are the config repo's, see O(project_dir).
 requirements:
-  - proxmoxer >= 2.0
+  - proxmoxer >= 2.3
   - requests
   - jsonschema
   - SQLAlchemy >= 2.0 (only to create or upgrade the state DB, or for a state DB that is not SQLite)
@@ -156,6 +159,7 @@ compose:
   ansible_user: "'debian' if 'debian' in pve_tags | default([]) else 'root'"
 '''
 
+from ansible import constants as C
 from ansible import context
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
@@ -176,10 +180,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
-        self._read_config_data(path)
+        written = self._read_config_data(path)
         from ansible_collections.proxmox_manager.core.plugins.plugin_utils import inventory_view
 
-        options = self.get_options()
+        options = inventory_view.in_config_repo(self._templated_options(written), C.CONFIG_FILE)
         cache_key = self.get_cache_key(path)
         cached = None
         if self.get_option('cache') and cache:
@@ -206,6 +210,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except ProxmoxManagerError as exc:
             # The live view is still right; only the offline fallback suffers.
             self.display.warning('Could not record the view in the state DB: %s' % exc)
+
+    def _templated_options(self, written):
+        # As community.proxmox does: api_token_secret: "{{ lookup('ansible.builtin.env', ...) }}" works.
+        # Only the values written in this file are templated; one from the environment is taken as it is.
+        options = self.get_options()
+        for name in written:
+            value = options.get(name)
+            if isinstance(value, str) and self.templar.is_template(value):
+                options[name] = self.templar.template(value)
+        return options
 
     def _add(self, view, added):
         from ansible_collections.proxmox_manager.core.plugins.plugin_utils import inventory_view

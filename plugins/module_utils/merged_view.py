@@ -17,6 +17,7 @@ import json
 import os
 import re
 
+from ansible_collections.proxmox_manager.core.plugins.module_utils import config_repo
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     DeclarationError,
     ProxmoxAuthError,
@@ -44,9 +45,10 @@ _RECORD_FIELDS = ('host', 'name', 'vmid', 'node', 'type', 'status', 'template', 
                   'source', 'declared', 'ips', 'maxcpu', 'maxmem', 'maxdisk', 'uptime', 'agent', 'last_status')
 
 
-def tfvars_path(option=None):
-    """The tfvars file to read: the option, else $PROXMOX_MANAGER_TFVARS, else the repo default."""
-    return option or os.environ.get(TFVARS_ENV) or DEFAULT_TFVARS
+def tfvars_path(option=None, project=None):
+    """The tfvars file to read: the option, else $PROXMOX_MANAGER_TFVARS, else the default, in the config repo."""
+    path = option or os.environ.get(TFVARS_ENV) or DEFAULT_TFVARS
+    return config_repo.resolve(path, project) if project else path
 
 
 def _json_paths(data, wanted):
@@ -115,14 +117,15 @@ def _read_json(path):
     return data
 
 
-def load_tfvars(path=None):
+def load_tfvars(path=None, project=None):
     """Declared servers {name: entry} from tfvars, validated against the schema.
 
     A missing file at the default path means "nothing declared yet"; a path the
-    user named must exist. A key given twice in one object is refused.
+    user named must exist. A key given twice in one object is refused. Relative
+    paths are `project`'s (config_repo), else the current directory's.
     """
     explicit = bool(path or os.environ.get(TFVARS_ENV))
-    path = tfvars_path(path)
+    path = tfvars_path(path, project)
     if not os.path.exists(path):
         if explicit:
             raise DeclarationError('The tfvars file %s does not exist.' % path)
@@ -395,7 +398,8 @@ def _wants_lookup(record):
     return record.is_live and record.status == 'running' and not record.declared_ips and not record.template
 
 
-def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None):
+def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max_workers=None, previous=None,
+               project=None):
     """The merged view, live and complete: the listing, the IP lookups, then what the last view remembers.
 
     The one orchestration of a build, for the modules and the inventory alike.
@@ -403,9 +407,9 @@ def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max
     `previous` is previous_details() of the last recorded view, or None: a qemu
     guest whose agent was off then is not asked again unless it restarted, and a
     guest Proxmox reports as `unknown` (its node is offline) keeps its last
-    known status in `last_status`.
+    known status in `last_status`. `project` is the config repo relative paths are in.
     """
-    declared = load_tfvars(tfvars)
+    declared = load_tfvars(tfvars, project)
     view = build_view(client.cluster_resources('vm'), declared, include_templates=include_templates)
     previous = previous or {}
     wanting = [r for r in view if want_ips and _wants_lookup(r)]

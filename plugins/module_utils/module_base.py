@@ -14,6 +14,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import (
+    config_repo,
     db_backup,
     merged_view,
     proxmox_client,
@@ -28,11 +29,9 @@ STATE_ARGSPEC = dict(
     tfvars_path=dict(type='path', fallback=(env_fallback, [merged_view.TFVARS_ENV])),
     state_db=dict(type='str', fallback=(env_fallback, [state_db.DB_ENV])),
     allow_empty_cluster=dict(type='bool', default=False),
+    # The collection's action plugins fill it in on the controller (config_repo.project_dir).
+    project_dir=dict(type='path', fallback=(env_fallback, [config_repo.PROJECT_DIR_ENV])),
 )
-
-# Set by the collection's playbooks: a local play runs its modules in the playbook's
-# directory, while relative paths (state/, roles/, terraform/) are the project's.
-PROJECT_DIR_ENV = 'PROXMOX_MANAGER_PROJECT_DIR'
 
 BACKUP_ARGSPEC = dict(
     backup=dict(type='bool', default=False),
@@ -71,13 +70,13 @@ class ProxmoxManagerModule(AnsibleModule):
             self.fail_json(msg=missing_required_lib(lib), exception=str(err) if err else None)
 
     def _enter_project_dir(self):
-        project = os.environ.get(PROJECT_DIR_ENV)
+        # A local play runs its modules in the playbook's directory; relative paths are the config repo's.
+        project = self.params['project_dir']
         if project:
             try:
                 os.chdir(project)
             except OSError as exc:
-                self.fail_json(msg='Cannot enter the project directory %s (%s): %s'
-                               % (project, PROJECT_DIR_ENV, exc.strerror))
+                self.fail_json(msg='Cannot enter the config repo %s (project_dir): %s' % (project, exc.strerror))
 
     @property
     def client(self):
@@ -114,11 +113,19 @@ class ProxmoxManagerModule(AnsibleModule):
         result = {}
         if self.params.get('backup') and not self.check_mode and self.store.exists:
             if apply(True)[0]:
-                result['backup_file'] = db_backup.backup(self.store, self.params.get('backup_dir'))
+                if self.store.path is None:
+                    self.warn('No backup taken of %s: backup copies a SQLite state DB only; back another database up '
+                              'with its own tools (pg_dump).' % self.store.display_url)
+                else:
+                    result['backup_file'] = db_backup.backup(self.store, self.params.get('backup_dir'))
         changed, payload, diff = apply(self.check_mode)
         result.update(payload, changed=changed)
         if self._diff:
             result['diff'] = diff
+        if not self.check_mode:
+            warning = state_db.throwaway_warning(self.store.url, os.environ)
+            if warning:
+                self.warn(warning)
         return result
 
     def run(self, body):

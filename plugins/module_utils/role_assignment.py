@@ -15,6 +15,7 @@ __metaclass__ = type
 import difflib
 import os
 
+from ansible_collections.proxmox_manager.core.plugins.module_utils import config_repo
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     ConfigurationError,
     UnknownServerError,
@@ -23,14 +24,12 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
 from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import excerpt
 from ansible_collections.proxmox_manager.core.plugins.module_utils.server_plan import server_key
 
-ROLES_ENV = 'PROXMOX_MANAGER_ROLES'
-DEFAULT_ROLES = 'roles'
 _MIB = 1024 * 1024
 
 
 def role_catalog(path=None):
     """The role names a server can be given: the role directories of `path`."""
-    path = path or os.environ.get(ROLES_ENV) or DEFAULT_ROLES
+    path = path or os.environ.get(config_repo.ROLES_ENV) or config_repo.ROLES_DIR
     if not os.path.isdir(path):
         raise ConfigurationError('The role catalog %s does not exist: set roles_path to the directory '
                                  'that holds the roles (the config repo\'s roles/).' % path)

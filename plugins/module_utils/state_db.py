@@ -15,6 +15,7 @@ import datetime
 import os
 import re
 
+from ansible_collections.proxmox_manager.core.plugins.module_utils import config_repo
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
 
 DEFAULT_DB = os.path.join('state', 'proxmox_manager.db')
@@ -26,12 +27,33 @@ BUSY_TIMEOUT_S = 60
 BUSY_TIMEOUT_ENV = 'PROXMOX_MANAGER_DB_TIMEOUT'
 
 
-def db_url(option=None):
-    """A SQLAlchemy URL from the option, $PROXMOX_MANAGER_DB or the default path."""
+def db_url(option=None, project=None):
+    """A SQLAlchemy URL from the option, $PROXMOX_MANAGER_DB or the default path (in the config repo `project`)."""
     value = option or os.environ.get(DB_ENV) or DEFAULT_DB
     if '://' in value:
         return value
-    return 'sqlite:///%s' % os.path.abspath(os.path.expanduser(value))
+    return 'sqlite:///%s' % config_repo.resolve(value, project)
+
+
+# Set by GitHub Actions and GitLab CI to the job's checkout, which goes when the job ends.
+_CI_CHECKOUTS = ('GITHUB_WORKSPACE', 'CI_PROJECT_DIR')
+
+
+def throwaway_warning(url, environ):
+    """What to say when a CI job writes a SQLite state DB inside its own checkout, else None.
+
+    The next job starts from an empty DB there, so an apply records nothing that lasts.
+    """
+    path = sqlite_path(url)
+    if path is None or environ.get('CI', '').lower() not in ('true', '1', 'yes'):
+        return None
+    checkouts = [os.path.realpath(environ[name]) for name in _CI_CHECKOUTS if environ.get(name)] or [os.getcwd()]
+    real = os.path.realpath(path)
+    if not any(real == top or real.startswith(top.rstrip(os.sep) + os.sep) for top in checkouts):
+        return None
+    return ('THE STATE DB IS A THROWAWAY FILE: %s lies in this CI job\'s checkout and goes with it, so the next run '
+            'starts from an empty state DB. Give every run the same database: set %s to a shared one, for example '
+            'postgresql+psycopg://user@db.example.com/proxmox_manager (a CI secret).' % (path, DB_ENV))
 
 
 def sqlite_path(url):
@@ -103,13 +125,13 @@ def error(action, where, reason):
     """The one message for a state DB that cannot be used; `where` (display()) never holds a password.
 
     Adds what a reason means where SQLite's own words do not say it: the busy
-    timeout for a lock, the directory or read-only file behind "unable to open"
-    or "readonly".
+    timeout for a lock (PostgreSQL's "lock timeout" too), the directory or
+    read-only file behind "unable to open" or "readonly".
     """
     reason = (reason.split('\n', 1)[0].strip() or 'unknown error').rstrip('.')
     hint = ''
     is_path = '://' not in where and not where.startswith('(')
-    if 'locked' in reason or 'busy' in reason:
+    if 'locked' in reason or 'busy' in reason or 'lock timeout' in reason:
         try:
             timeout = '%ss' % busy_timeout()
         except StateStoreError:

@@ -178,6 +178,10 @@ def _upgrade_v1(conn):
         servers.create(conn)
         if rows:
             conn.execute(servers.insert(), rows)
+            if conn.dialect.name == 'postgresql':
+                # The rows keep their ids, which PostgreSQL's id sequence does not see: move it past them,
+                # or the next new server gets id 1 again (duplicate key).
+                conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('servers', 'id'), MAX(id)) FROM servers")
     if 'datastores' in tables:
         have = set(c['name'] for c in inspector.get_columns('datastores'))
         for column in datastores.columns:

@@ -47,6 +47,8 @@ except ImportError:  # pragma: no cover - state_schema.HAS_SQLALCHEMY reports it
 
 # Up to this many input rows, an upsert reads only the stored rows they could match.
 _TARGETED_MAX = 500
+# The PostgreSQL advisory lock every writer takes first, for the whole transaction.
+ADVISORY_LOCK_KEY = 7243001
 
 
 class StateStore:
@@ -159,7 +161,10 @@ class StateStore:
             with self.engine.connect().execution_options(pm_write=True) as conn:
                 with conn.begin():
                     if self.path is None:
-                        conn.execute(sa.text('SELECT pg_advisory_xact_lock(7243001)'))
+                        # Wait for another run's transaction no longer than a SQLite writer would, then fail
+                        # saying so (PostgreSQL's default is to wait for ever); 0 means do not wait.
+                        conn.exec_driver_sql('SET LOCAL lock_timeout = %d' % max(self.busy_timeout * 1000, 1))
+                        conn.execute(sa.text('SELECT pg_advisory_xact_lock(%d)' % ADVISORY_LOCK_KEY))
                     if not create:
                         current = schema.checked_version(conn, self.display_url) == SCHEMA_VERSION
                         yield conn if current else None

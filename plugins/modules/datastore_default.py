@@ -49,7 +49,7 @@ options:
     description: The datastore id for SSD and NVMe disks.
     type: str
   terraform_vars_file:
-    description: The Terraform vars file the defaults are written to.
+    description: The Terraform vars file the defaults are written to; a relative path is the config repo's (O(project_dir)).
     type: path
     default: terraform/datastores.auto.tfvars.json
 '''

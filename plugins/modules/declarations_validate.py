@@ -41,17 +41,18 @@ options:
     description:
       - "The role declarations, C(servers: {NAME: {role, vmid, vars}}). NAME is a server name, or an inventory host
         name such as C(worker-110). The file must exist; C(servers: {}) declares no role."
-      - Defaults to E(PROXMOX_MANAGER_ROLES_FILE), else C(state/roles.yml) of the current directory.
+      - Defaults to E(PROXMOX_MANAGER_ROLES_FILE), else C(state/roles.yml) of the config repo (O(project_dir)).
     type: path
   datastores_file:
     description:
       - The datastore declarations, C(default_hdd) and C(default_ssd). A missing file declares nothing.
-      - Defaults to E(PROXMOX_MANAGER_DATASTORES_FILE), else C(state/datastores.yml) of the current directory.
+      - Defaults to E(PROXMOX_MANAGER_DATASTORES_FILE), else C(state/datastores.yml) of the config repo (O(project_dir)).
     type: path
   roles_path:
     description:
       - The role catalog, a directory whose subdirectories are the roles a server can be given.
-      - Defaults to E(PROXMOX_MANAGER_ROLES), else C(roles) of the current directory (the config repo root).
+      - Defaults to E(PROXMOX_MANAGER_ROLES), else the config repo's C(roles/) (O(project_dir)) when it exists, else
+        the roles this collection ships.
     type: path
 seealso:
   - module: proxmox_manager.core.server_role

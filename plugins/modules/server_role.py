@@ -86,7 +86,8 @@ options:
   roles_path:
     description:
       - The role catalog, a directory whose subdirectories are the roles a server can be given.
-      - Defaults to E(PROXMOX_MANAGER_ROLES), else C(roles) of the current directory (the config repo root).
+      - Defaults to E(PROXMOX_MANAGER_ROLES), else the config repo's C(roles/) (O(project_dir)) when it exists, else
+        the roles this collection ships.
     type: path
 '''
 

@@ -16,7 +16,7 @@ __metaclass__ = type
 import ipaddress
 from collections import namedtuple
 
-from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view
+from ansible_collections.proxmox_manager.core.plugins.module_utils import config_repo, merged_view, state_db
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     ConfigurationError,
     ProxmoxApiError,
@@ -36,10 +36,17 @@ InventoryView = namedtuple('InventoryView', 'records roles origin recorded_at wa
 _DECLARED_KEYS = ('cpu', 'memory', 'disks', 'network_devices')
 
 
+def in_config_repo(options, config_file):
+    """The plugin's options with the config repo worked out (config_repo) and the state DB's URL in it."""
+    project = config_repo.resolve(options.get('project_dir') or config_repo.project_dir(config_file))
+    return dict(options, project_dir=project, state_db=state_db.db_url(options.get('state_db'), project))
+
+
 def load(options, cached=None):
     """The InventoryView of one parse; `cached` is what Ansible's inventory cache held (record dicts), or None.
 
-    `options` are the plugin's options (the connection, state and inventory options of its docs).
+    `options` are the plugin's options (the connection, state and inventory options of its docs), after
+    in_config_repo().
 
     The recorded view is read first: it tells which agents were off and the last known
     statuses, and serves when Proxmox fails to answer (an outage: unreachable, timed out,
@@ -62,7 +69,7 @@ def load(options, cached=None):
         view = merged_view.fetch_view(
             client, options['tfvars_path'], include_templates=options['include_templates'],
             want_ips=options['want_agent_ips'], max_workers=options['max_workers'],
-            previous=merged_view.previous_details(last.records or []))
+            previous=merged_view.previous_details(last.records or []), project=options['project_dir'])
     except ProxmoxApiError as exc:
         if exc.outage is None:
             raise  # Proxmox answered and refused (credentials, a privilege): stale hosts would hide it

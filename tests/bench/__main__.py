@@ -1,6 +1,6 @@
-"""`make bench`: python -m tests.bench [--only inventory|server_role] [--runs N] ...
+"""`make bench`: python -m tests.bench [--only inventory|server_role|gitops] [--runs N] ...
 
-Prints the tables and writes .bench/inventory.json and .bench/server_role.json.
+Prints the tables and writes .bench/inventory.json, .bench/server_role.json and .bench/gitops.json.
 Benchmarks report; they never fail a build on a missed target (exit 0), only
 when a run could not happen as designed (exit 1).
 """
@@ -24,9 +24,12 @@ def _parse(argv):
     p.add_argument("--facts-size", type=int, default=500,
                    help="cluster size for community.proxmox want_facts:true (0 skips it; default 500)")
     p.add_argument("--facts-runs", type=int, default=None, help="timed runs of want_facts:true (default --runs)")
-    p.add_argument("--latency", type=float, default=0.02, help="inventory: seconds per API request (default 0.02)")
+    p.add_argument("--latency", type=float, default=0.02,
+                   help="inventory and gitops: seconds per API request (default 0.02)")
     p.add_argument("--baseline", metavar="REF", help="inventory: also time the plugin as it was at git REF "
                    "(e.g. HEAD~1), interleaved with this checkout")
+    p.add_argument("--servers", type=int, default=gitops.N_SERVERS,
+                   help=f"gitops: declared servers (default {gitops.N_SERVERS}; at most 3 rounds of --runs)")
     p.add_argument("--loop-calls", type=int, default=100, help="server_role: single calls in the loop (default 100)")
     args = p.parse_args(argv)
     if args.runs < 1:
@@ -55,7 +58,7 @@ def main(argv=None) -> int:
             print(f"\nwrote {write_json('server_role.json', out)}")
             reports.append(server_role.report(out))
         if args.only in (None, "gitops"):
-            out = gitops.main(min(args.runs, 3), args.latency)
+            out = gitops.main(min(args.runs, 3), args.latency, args.servers)
             out["machine"] = dict(host, load_avg_end=os.getloadavg())
             print(f"\nwrote {write_json('gitops.json', out)}")
             reports.append(gitops.report(out))

@@ -1,17 +1,31 @@
-"""GitOps benchmark (issue 6): plan and apply of 1,000 declared servers, end to end.
+"""GitOps benchmark (issue 6): the GitOps loop at 10,000 declared servers, against `ansible-inventory --list`.
 
-One API double process (5 nodes, 1,000 guests plus a template; every guest declared
-in a generated tfvars). A generated state/roles.yml gives each of the 1,000 servers
-its tfvars role, a datastores.yml sets both defaults. Every figure is the wall time
-of a whole `ansible-playbook` process from the repo root (start-up and the
-inventory build included), on a fresh state DB each round:
-  plan_fresh   ansible-playbook playbooks/apply.yml --check --diff   (1,000 would change; nothing written)
-  apply_first  ansible-playbook playbooks/apply.yml                  (1,000 roles recorded, defaults set)
-  apply_noop   ansible-playbook playbooks/apply.yml                  (again: changed=0)
-  plan_noop    ansible-playbook playbooks/apply.yml --check --diff   (nothing would change)
-Target: apply_first and apply_noop each within 15 s.
+One API double process (10 nodes, N guests plus a template, 20 ms per request; every
+guest running and declared, with an IP, in a generated tfvars). A generated
+state/roles.yml gives each of the N servers its tfvars role, a datastores.yml sets both
+defaults. Every figure is the wall time of a whole `ansible-inventory` or
+`ansible-playbook` process from the repo root (start-up included). In each round,
+side by side:
+  inventory_list  ansible-inventory -i proxmox.yml --list       the reference (a state DB holding the N roles)
+and, each run both ways, with `-i localhost,` (local: what the localhost playbooks are
+meant to run with) and with `-i proxmox.yml` (inventory: the Proxmox inventory parsed
+first, as before), each way on its own fresh state DB:
+  validate    ansible-playbook playbooks/validate.yml
+  plan        ansible-playbook playbooks/apply.yml --check --diff   (N would change; nothing written)
+  apply       ansible-playbook playbooks/apply.yml                  (N roles recorded, defaults set)
+  apply_noop  ansible-playbook playbooks/apply.yml                  (again: changed=0)
+  drift       ansible-playbook playbooks/drift.yml -e fail_on_drift=true   (nothing drifts)
+The reference runs at the start and at the end of each round; the two ways of a step
+run one after the other, the first of them alternating from round to round.
+Target: apply, no-op apply and drift with `-i localhost,` each at most 1.5x the median
+of `ansible-inventory --list` of the same run.
 
-    python -m tests.bench.gitops [--runs N] [--latency S]    # writes .bench/gitops.json
+Each playbook run's stdout is read as it comes, so the time of each task (from its
+TASK banner to the next banner) is kept too, and the time before the first TASK
+banner (start-up, and the inventory parse with `-i proxmox.yml`); API calls come
+from the double's counters.
+
+    python -m tests.bench.gitops [--runs N] [--servers N] [--latency S]    # writes .bench/gitops.json
 """
 
 from __future__ import annotations
@@ -20,15 +34,39 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import sqlite3
+import statistics
+import subprocess
 import sys
+import threading
+import time
 
-from .common import BIN, WORK_DIR, BenchError, DoubleProcess, base_env, machine, stats, table, timed, write_json
+from .common import (
+    BIN,
+    ROOT,
+    WORK_DIR,
+    BenchError,
+    DoubleProcess,
+    base_env,
+    machine,
+    rotated,
+    stats,
+    table,
+    timed,
+    write_json,
+)
 
-N_SERVERS = 1_000
-TARGET_S = 15.0
-STEPS = ("plan_fresh", "apply_first", "apply_noop", "plan_noop")
+N_SERVERS = 10_000
+TARGET_RATIO = 1.5
+REFERENCE = "inventory_list"
+STEPS = ("validate", "plan", "apply", "apply_noop", "drift")
+MODES = ("local", "inventory")
+TARGET_STEPS = ("apply", "apply_noop", "drift")
+LABELS = {"validate": "validate", "plan": "plan (apply --check --diff)", "apply": "apply (fresh DB)",
+          "apply_noop": "no-op re-apply", "drift": "drift"}
+_BANNER = re.compile(r"^(?:PLAY RECAP|(PLAY|TASK) \[(.*)\]) \*+$")
 
 
 def _declarations(workdir, tfvars) -> dict:
@@ -46,8 +84,7 @@ def _declarations(workdir, tfvars) -> dict:
     return dict((name, entry["role"]) for name, entry in servers.items())
 
 
-def _recap(path) -> dict:
-    text = path.read_text(errors="replace")
+def _recap(text: str) -> dict:
     line = next((ln for ln in text.splitlines() if ln.startswith("localhost ")), "")
     return dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
 
@@ -57,71 +94,228 @@ def _db_roles(db) -> dict:
         return dict(conn.execute("SELECT name, role FROM servers WHERE role IS NOT NULL").fetchall())
 
 
-def run(runs: int, latency: float) -> dict:
+def _run_playbook(cmd: list, env: dict, out_path, what: str, timeout: float = 1800) -> tuple[float, float, list]:
+    """Run an ansible-playbook; (wall s, CPU s, phases) where phases is [(name, seconds)] in order.
+
+    The phases come from the moments the banners reach stdout: "start-up" until the first
+    TASK banner (with `-i proxmox.yml` the inventory parse is in it), each task until the
+    next banner, "end" from the PLAY RECAP banner to the exit of the process.
+    """
+    err_path = out_path.with_suffix(".err")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    marks = []
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err)
+        watchdog = threading.Timer(timeout, proc.kill)  # a bound on a hang, as timed() has
+        watchdog.start()
+        try:
+            for line in proc.stdout:
+                now = time.perf_counter() - start
+                out.write(line)
+                m = _BANNER.match(line.decode("utf-8", "replace").rstrip())
+                if m and m.group(1) != "PLAY":  # a PLAY banner is counted with the start-up
+                    marks.append((now, m.group(2) if m.group(1) == "TASK" else "end"))
+            proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            watchdog.cancel()
+        wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        err_tail, out_tail = (path.read_text(errors="replace")[-3000:] for path in (err_path, out_path))
+        raise BenchError(f"{what} failed (exit {proc.returncode}), see {out_path}:\n{err_tail}\n{out_tail}")
+    phases, last, name = [], 0.0, "start-up"
+    for t, mark in marks + [(wall, None)]:
+        phases.append((name, t - last))
+        last, name = t, mark
+    return wall, cpu, [(n, round(s, 4)) for n, s in phases]
+
+
+def _commands(workdir, mode: str, round_dir) -> dict:
+    """{step: argv} of one way of running the playbooks (the Terraform file they write goes into round_dir)."""
+    source = "localhost," if mode == "local" else str(workdir / "proxmox.yml")
+    tf_out = round_dir / "datastores.auto.tfvars.json"
+    common = ["-i", source, "-e", f"roles_file={workdir / 'roles.yml'}",
+              "-e", f"datastores_file={workdir / 'datastores.yml'}"]
+    apply = [str(BIN / "ansible-playbook"), "playbooks/apply.yml"] + common + ["-e", f"terraform_vars_file={tf_out}"]
+    cmds = {
+        "validate": [str(BIN / "ansible-playbook"), "playbooks/validate.yml"] + common,
+        "plan": apply + ["--check", "--diff"],
+        "apply": apply,
+        "apply_noop": apply,
+        "drift": [str(BIN / "ansible-playbook"), "playbooks/drift.yml"] + common + ["-e", "fail_on_drift=true"],
+    }
+    return cmds
+
+
+def _check(step: str, text: str, db, declared: dict, out_path) -> None:
+    """The run did what the step means (the numbers would mean nothing otherwise)."""
+    recap = _recap(text)
+    changed = recap.get("changed")
+    if recap.get("failed", 1) != 0 or recap.get("unreachable", 1) != 0:
+        raise BenchError(f"{step}: no clean recap for localhost ({recap}); see {out_path}")
+    if step == "validate" and (changed != 0 or f"{len(declared)} server(s) declared, all valid" not in text):
+        raise BenchError(f"validate did not report {len(declared)} valid declarations; see {out_path}")
+    if step == "plan" and (db.exists() or changed != 2):
+        raise BenchError(f"the plan wrote the DB or planned no change (changed={changed}); see {out_path}")
+    if step == "apply" and (changed != 2 or _db_roles(db) != declared):
+        raise BenchError(f"after apply (changed={changed}) the state DB does not hold the {len(declared)} declared "
+                         f"roles; see {out_path}")
+    if step in ("apply_noop", "drift") and changed != 0:
+        raise BenchError(f"{step} reported changed={changed}, expected 0; see {out_path}")
+
+
+def _api_calls(double) -> int:
+    return double.counters()["total"]
+
+
+def run(runs: int, latency: float, servers: int = N_SERVERS) -> dict:
     workdir = WORK_DIR / "gitops"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    print(f"\n-- gitops: starting the API double (5 nodes, {N_SERVERS} guests + 1 template, latency {latency} s)",
+    print(f"\n-- gitops: starting the API double (10 nodes, {servers} guests + 1 template, latency {latency} s)",
           flush=True)
-    with DoubleProcess(workdir, nodes=5, guests=N_SERVERS + 1, latency=latency, declared_ratio=1.0) as double:
+    with DoubleProcess(workdir, nodes=10, guests=servers + 1, latency=latency, declared_ratio=1.0) as double:
         declared = _declarations(workdir, double.tfvars)
-        if len(declared) != N_SERVERS:
-            raise BenchError(f"expected {N_SERVERS} declared servers, the tfvars has {len(declared)}")
-        walls = dict((step, []) for step in STEPS)
-        cpus = dict((step, []) for step in STEPS)
+        if len(declared) != servers:
+            raise BenchError(f"expected {servers} declared servers, the tfvars has {len(declared)}")
+        base = dict(**double.env(), PROXMOX_MANAGER_TFVARS=str(double.tfvars))
+
+        # The reference's state DB holds the N roles, as a config repo's does after its first apply; one untimed
+        # apply fills it (and warms the caches), one untimed listing records the view in it.
+        ref_db = workdir / "reference" / "proxmox_manager.db"
+        ref_db.parent.mkdir(parents=True)
+        ref_env = base_env(**base, PROXMOX_MANAGER_DB=str(ref_db))
+        print("   warm-up: one apply (-i localhost,) and one ansible-inventory --list, untimed", flush=True)
+        warm_cmds = _commands(workdir, "local", ref_db.parent)
+        _run_playbook(warm_cmds["apply"], ref_env, workdir / "warmup-apply.out", "warm-up apply")
+        if _db_roles(ref_db) != declared:
+            raise BenchError("the warm-up apply did not record the declared roles")
+        list_cmd = [str(BIN / "ansible-inventory"), "-i", str(workdir / "proxmox.yml"), "--list"]
+        timed(list_cmd, ref_env, what="warm-up ansible-inventory --list")
+
+        keys = [REFERENCE] + [f"{step}:{mode}" for step in STEPS for mode in MODES]
+        walls, cpus, calls = (dict((k, []) for k in keys) for _copy in range(3))
+        phases = dict((k, []) for k in keys if k != REFERENCE)
         for round_no in range(runs):
-            db = workdir / f"round{round_no}" / "proxmox_manager.db"
-            tf_vars = workdir / f"round{round_no}" / "datastores.auto.tfvars.json"
-            env = base_env(**double.env(), PROXMOX_MANAGER_DB=str(db), PROXMOX_MANAGER_TFVARS=str(double.tfvars))
-            base = [str(BIN / "ansible-playbook"), "-i", str(workdir / "proxmox.yml"), "playbooks/apply.yml",
-                    "-e", f"roles_file={workdir / 'roles.yml'}", "-e", f"datastores_file={workdir / 'datastores.yml'}",
-                    "-e", f"terraform_vars_file={tf_vars}"]
+            ways = {}
+            for mode in MODES:
+                round_dir = workdir / f"round{round_no}" / mode
+                round_dir.mkdir(parents=True)
+                db = round_dir / "proxmox_manager.db"
+                ways[mode] = (_commands(workdir, mode, round_dir), base_env(**base, PROXMOX_MANAGER_DB=str(db)), db)
+
+            def reference():
+                double.reset()
+                with open(workdir / "inventory_list.json", "wb") as fh:
+                    wall, _err, cpu = timed(list_cmd, ref_env, stdout=fh, what="ansible-inventory --list")
+                calls[REFERENCE].append(_api_calls(double))
+                hosts = json.loads((workdir / "inventory_list.json").read_text())["_meta"]["hostvars"]
+                if len(hosts) != servers:
+                    raise BenchError(f"ansible-inventory --list showed {len(hosts)} hosts, expected {servers}")
+                walls[REFERENCE].append(wall)
+                cpus[REFERENCE].append(cpu)
+
+            reference()
             for step in STEPS:
-                out = workdir / f"{step}.out"
-                cmd = base + (["--check", "--diff"] if step.startswith("plan") else [])
-                with open(out, "wb") as fh:
-                    wall, _err, cpu = timed(cmd, env, stdout=fh, what=step)
-                walls[step].append(wall)
-                cpus[step].append(cpu)
-                changed = _recap(out).get("changed")
-                if step == "plan_fresh" and (db.exists() or changed != 2):
-                    raise BenchError(f"the plan wrote the DB or planned no change (changed={changed}); see {out}")
-                if step == "apply_first" and _db_roles(db) != declared:
-                    raise BenchError(f"after apply the state DB does not hold the {N_SERVERS} declared roles")
-                if step in ("apply_noop", "plan_noop") and changed != 0:
-                    raise BenchError(f"{step} reported changed={changed}, expected 0; see {out}")
-            print(f"   round {round_no + 1}/{runs}: " + ", ".join(
-                f"{step} {walls[step][-1]:.2f}s" for step in STEPS), flush=True)
-    result = dict((step, dict(stats(walls[step]), cpu=stats(cpus[step]))) for step in STEPS)
-    return {"servers": N_SERVERS, "latency_s": latency, "runs": runs, "target_s": TARGET_S, "steps": result,
-            "target_met": all(result[s]["median"] <= TARGET_S for s in ("apply_first", "apply_noop"))}
+                for mode in rotated(list(MODES), round_no):
+                    cmds, env, db = ways[mode]
+                    key = f"{step}:{mode}"
+                    out = workdir / f"round{round_no}" / mode / f"{step}.out"
+                    double.reset()
+                    wall, cpu, spans = _run_playbook(cmds[step], env, out, key)
+                    calls[key].append(_api_calls(double))
+                    _check(step, out.read_text(errors="replace"), db, declared, out)
+                    walls[key].append(wall)
+                    cpus[key].append(cpu)
+                    phases[key].append(spans)
+            reference()
+            print(f"   round {round_no + 1}/{runs}: inventory --list {walls[REFERENCE][-2]:.2f}s/"
+                  f"{walls[REFERENCE][-1]:.2f}s; " + "; ".join(
+                      f"{step} {walls[step + ':local'][-1]:.2f}s/{walls[step + ':inventory'][-1]:.2f}s"
+                      for step in STEPS) + "  (-i localhost, / -i proxmox.yml)", flush=True)
+
+    ref = statistics.median(walls[REFERENCE])
+    # Each round's reference: the mean of its two listings (at the start and at the end of the round).
+    round_refs = [(walls[REFERENCE][2 * i] + walls[REFERENCE][2 * i + 1]) / 2 for i in range(runs)]
+    result = {}
+    for key in keys:
+        entry = dict(stats(walls[key]), cpu=stats(cpus[key]), api_calls=calls[key],
+                     ratio=statistics.median(walls[key]) / ref)
+        if key != REFERENCE:
+            entry["round_ratios"] = [round(w / r, 3) for w, r in zip(walls[key], round_refs)]
+        if key in phases:
+            entry["phases"] = _phase_medians(phases[key])
+            entry["phases_by_round"] = phases[key]
+        result[key] = entry
+    checked = dict((step, result[f"{step}:local"]["ratio"] <= TARGET_RATIO) for step in TARGET_STEPS)
+    return {"benchmark": "gitops", "servers": servers, "latency_s": latency, "runs": runs,
+            "reference": "ansible-inventory -i proxmox.yml --list", "target_ratio": TARGET_RATIO,
+            "steps": result, "target": checked, "target_met": all(checked.values())}
+
+
+def _phase_medians(rounds: list) -> list:
+    """[(phase, median seconds)] over the rounds, in the order of the first round (the phases are the same)."""
+    names = [name for name, _s in rounds[0]]
+    return [(name, round(statistics.median(dict(r).get(name, 0.0) for r in rounds), 3)) for name in names]
 
 
 def report(out) -> str:
-    rows = [(step, f"{out['steps'][step]['median']:.2f}", f"{out['steps'][step]['min']:.2f}",
-             f"{out['steps'][step]['max']:.2f}", f"{out['steps'][step]['cpu']['median']:.2f}",
-             f"<= {out['target_s']:.0f} s" if step in ("apply_first", "apply_noop") else "")
-            for step in STEPS]
+    steps, ref = out["steps"], out["steps"][REFERENCE]
+
+    def cell(key):
+        s = steps[key]
+        spread = s.get("round_ratios")
+        spread = f" ({min(spread):.2f}-{max(spread):.2f})" if spread and len(spread) > 1 else ""
+        return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})", f"{s['ratio']:.2f}x{spread}"
+
+    rows = [("`ansible-inventory --list` (reference)", *cell(REFERENCE), "", "", f"{ref['cpu']['median']:.2f}", "")]
+    for step in STEPS:
+        local, inv = f"{step}:local", f"{step}:inventory"
+        target = ""
+        if step in TARGET_STEPS:
+            target = ("met" if out["target"][step] else "MISSED") + f" (<= {out['target_ratio']}x)"
+        rows.append((LABELS[step], *cell(local), *cell(inv), f"{steps[local]['cpu']['median']:.2f} / "
+                     f"{steps[inv]['cpu']['median']:.2f}", target))
+    lines = [f"gitops: {out['servers']} declared servers, {out['latency_s'] * 1000:.0f} ms per request, "
+             f"{out['runs']} rounds (wall s: median (min-max); ratio: median to the reference median "
+             f"(per round: to the mean of the round's two reference runs))",
+             table(["step", "-i localhost,", "ratio", "-i proxmox.yml", "ratio", "cpu s (local / inv.)", "target"],
+                   rows)]
+    lines.append("\nAPI calls per run (-i localhost, / -i proxmox.yml): reference "
+                 f"{statistics.median(ref['api_calls']):.0f}; " + "; ".join(
+                     f"{step} {statistics.median(steps[step + ':local']['api_calls']):.0f}/"
+                     f"{statistics.median(steps[step + ':inventory']['api_calls']):.0f}" for step in STEPS))
+    lines.append("\nWhere the time goes (medians, s; start-up is before the first TASK banner):")
+    for key in (f"{step}:{mode}" for step in STEPS for mode in MODES):
+        lines.append(f"  {key}: " + ", ".join(f"{name} {s:.2f}" for name, s in steps[key]["phases"]))
     verdict = "met" if out["target_met"] else "MISSED"
-    return (f"gitops: playbooks/apply.yml with {out['servers']} declared servers ({out['runs']} runs, wall s)\n"
-            + table(["step", "median", "min", "max", "cpu s", "target"], rows)
-            + f"\ntarget (apply and no-op apply each within {out['target_s']:.0f} s): {verdict}")
+    lines.append(f"\ntarget (apply, no-op apply and drift with -i localhost, each at most {out['target_ratio']}x "
+                 f"ansible-inventory --list): {verdict}")
+    return "\n".join(lines)
 
 
-def main(runs: int = 3, latency: float = 0.02) -> dict:
-    return run(runs, latency)
+def main(runs: int = 3, latency: float = 0.02, servers: int = N_SERVERS) -> dict:
+    return run(runs, latency, servers)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m tests.bench.gitops", description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--runs", type=int, default=3, help="rounds on a fresh DB (median reported; default 3)")
+    parser.add_argument("--runs", type=int, default=3, help="rounds (median reported; default 3)")
+    parser.add_argument("--servers", type=int, default=N_SERVERS, help=f"declared servers (default {N_SERVERS})")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per API request (default 0.02)")
     args = parser.parse_args()
+    host = machine()
     try:
-        result = main(args.runs, args.latency)
+        result = main(args.runs, args.latency, args.servers)
     except BenchError as exc:
         print(f"gitops bench: {exc}", file=sys.stderr)
         sys.exit(1)
-    result["machine"] = dict(machine(), load_avg_end=os.getloadavg())
+    result["machine"] = dict(host, load_avg_end=os.getloadavg())
     print(f"\nwrote {write_json('gitops.json', result)}")
     print("\n" + report(result))

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,8 +18,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.proxmox_manager.core.plugins.module_utils import datastores as ds
 from ansible_collections.proxmox_manager.core.plugins.module_utils import schemas
 from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
-from tests.conftest import BIN, COLLECTIONS, ROOT, ModuleFailed, connection_env, connection_options, run_module
+from tests.conftest import BIN, COLLECTIONS, ROOT, ModuleFailed, connection_env, connection_options, kill_tree, run_module
 from tests.pve_double import Storage, generate_cluster
+from tests.seed_db import created_nothing, db_exists, dump, hold_write_lock, is_postgresql, query, settled_digest
 
 HDD_ENV, SSD_ENV = ds.DEFAULT_ENV['hdd'], ds.DEFAULT_ENV['ssd']
 COLUMNS = ('id', 'name', 'type', 'size', 'used', 'available', 'content', 'enabled', 'is_default_hdd',
@@ -92,34 +92,23 @@ def comparable(row):
 
 
 def db_rows(path):
-    """Every datastores row as the seed's table holds it, read with plain sqlite3."""
-    conn = sqlite3.connect(path)
-    try:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute('SELECT %s, nodes FROM datastores ORDER BY id' % ', '.join(COLUMNS)).fetchall()
-        return [dict(r) for r in rows]
-    finally:
-        conn.close()
+    """Every datastores row as the seed's table holds it, read with the plain driver (sqlite3, psycopg)."""
+    return query(path, 'SELECT %s, nodes FROM datastores ORDER BY id' % ', '.join(COLUMNS))
 
 
 def db_digest(path):
-    """sha256 of the DB file once the WAL is folded in: equal iff nothing was committed."""
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
-    finally:
-        conn.close()
-    with open(path, 'rb') as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+    """Equal iff nothing was committed (a SQLite file once the WAL is folded in)."""
+    return settled_digest(path)
 
 
 def full_dump(path):
     """Rows of every table (change log included), for an exact before/after comparison."""
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
+    return dump(path)
+
+
+def integrity_ok(db):
+    """SQLite's integrity check; PostgreSQL keeps its own consistency (nothing to ask)."""
+    return is_postgresql(db) or query(db, 'PRAGMA integrity_check') == [{'integrity_check': 'ok'}]
 
 
 def snapshot(db, tf_path=None):
@@ -233,7 +222,7 @@ def test_refresh_is_idempotent_and_diff_shows_what_moved(double, state_db):
 def test_refresh_check_mode_on_a_fresh_db_creates_nothing(double, state_db):
     result = run_module('datastore_refresh', opts(double, state_db), check_mode=True)
     assert result['changed'] is True and result['count'] == len(double.cluster.storages)
-    assert not os.path.exists(state_db)
+    assert not db_exists(state_db)
 
 
 @pytest.mark.parametrize('env,sources', [
@@ -364,10 +353,11 @@ def test_refresh_killed_mid_fetch_keeps_old_rows(double, state_db, tf_vars):
         wait_for(lambda: double.counters()['by_path'].get('GET /storage'), 'the refresh to reach /storage')
         assert double.counters()['by_path'].get('GET /cluster/resources') == 1
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the ansible process and its module child
+        killed = kill_tree(proc.pid)  # ansible, its worker (a session of its own) and the module
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    assert sqlite3.connect(state_db).execute('PRAGMA integrity_check').fetchone() == ('ok',)
+    assert len(killed) >= 3, 'the module process was not among those killed: %s' % killed
+    assert integrity_ok(state_db)
     assert snapshot(state_db, tf_vars) == before
 
     # the DB is usable: a refresh now takes the new figures, defaults kept
@@ -405,9 +395,7 @@ def test_refresh_killed_inside_the_transaction_keeps_old_rows(double, state_db, 
     inside = json.loads(proc.stdout)
     # the dead transaction had really deleted a row and rewritten the rest
     assert inside['deleted'] == ['local'] and 'local' not in inside['seen']
-    conn = sqlite3.connect(state_db)
-    assert conn.execute('PRAGMA integrity_check').fetchone() == ('ok',)
-    conn.close()
+    assert integrity_ok(state_db)
     assert snapshot(state_db, tf_vars) == before
     assert 'local' in [r['id'] for r in before['rows']]
 
@@ -473,7 +461,7 @@ def test_default_without_a_usable_default_for_the_other_kind_fails_cleanly(doubl
         run_module('datastore_default', opts(double, state_db, ssd='ssd-pool', terraform_vars_file=tf_vars))
     msg = failed.value.result['msg']
     assert 'hdd' in msg.lower() and 'local-lvm' in msg
-    assert not os.path.exists(tf_vars) and not os.path.exists(state_db)
+    assert not os.path.exists(tf_vars) and not db_exists(state_db)
     ok = run_module('datastore_default', opts(double, state_db, hdd='HDD-Storage', ssd='ssd-pool',
                                               terraform_vars_file=tf_vars))
     assert ok['changed'] is True
@@ -499,7 +487,7 @@ def test_unknown_id_on_empty_cache_changes_nothing(double, state_db, tf_vars):
     with pytest.raises(ModuleFailed) as failed:
         run_module('datastore_default', opts(double, state_db, hdd='no-such-store', terraform_vars_file=tf_vars))
     assert 'no-such-store' in failed.value.result['msg'] and 'ssd-pool' in failed.value.result['msg']
-    assert not os.path.exists(state_db) and not os.path.exists(tf_vars)
+    assert not db_exists(state_db) and not os.path.exists(tf_vars)
 
 
 @pytest.mark.parametrize('db', ['fresh', 'with defaults'])
@@ -521,7 +509,7 @@ def test_default_refuses_a_storage_that_cannot_hold_disks(double, state_db, tf_v
     for able in ('HDD-Storage', 'local-lvm', 'ssd-pool'):
         assert able in msg.split('Datastores that can:')[1]
     if db == 'fresh':
-        assert not os.path.exists(state_db) and not os.path.exists(tf_vars)
+        assert not db_exists(state_db) and not os.path.exists(tf_vars)
     else:
         assert snapshot(state_db, tf_vars) == before
 
@@ -565,7 +553,7 @@ def test_default_check_mode_writes_neither_db_nor_file(double, state_db, tf_vars
                          check_mode=True, diff=True)
     assert checked['changed'] is True and checked['refreshed'] is True
     assert checked['diff']['after'] == {'hdd': 'HDD-Storage', 'ssd': ds.BUILTIN_DEFAULTS['ssd']}
-    assert not os.path.exists(state_db) and not os.path.exists(tf_vars)
+    assert not db_exists(state_db) and not os.path.exists(tf_vars)
 
     run_module('datastore_default', opts(double, state_db, hdd='local-lvm', terraform_vars_file=tf_vars))
     before = snapshot(state_db, tf_vars)
@@ -623,7 +611,7 @@ def test_concurrent_defaults_end_with_one_consistent_pair(double, state_db, tf_v
         # the last writer's own answer is the final state
         answers = [adhoc_result(out) for out, _err in outputs]
         assert pair in [(a['default_hdd'], a['default_ssd']) for a in answers]
-    assert sqlite3.connect(state_db).execute('PRAGMA integrity_check').fetchone() == ('ok',)
+    assert integrity_ok(state_db)
 
 
 # =============================================================================
@@ -675,7 +663,7 @@ def test_info_with_nothing_cached_reads_live_and_writes_nothing(double, state_db
     double.reset_counters()
     info = run_module('datastore_info', opts(double, state_db))
     if db == 'missing':
-        assert not os.path.exists(state_db) and not os.path.exists(os.path.dirname(state_db))
+        assert created_nothing(state_db)
     else:
         assert snapshot(state_db) == before
     assert double.counters()['total'] > 0 and info['source'] == 'proxmox' and info['changed'] is False
@@ -696,7 +684,7 @@ def test_info_with_nothing_cached_reads_live_and_writes_nothing(double, state_db
 def test_info_check_mode_on_an_empty_cache_writes_nothing(double, state_db):
     info = run_module('datastore_info', opts(double, state_db), check_mode=True)
     assert info['source'] == 'proxmox' and len(info['datastores']) == len(double.cluster.storages)
-    assert not os.path.exists(state_db)
+    assert not db_exists(state_db)
 
 
 def test_info_falls_back_when_neither_proxmox_nor_db_answers(double, tmp_path, monkeypatch, warned):
@@ -725,7 +713,7 @@ def test_info_falls_back_in_a_real_run(double, state_db):
     assert (result['default_hdd'], result['default_ssd']) == (ds.BUILTIN_DEFAULTS['hdd'], 'ssd-pool')
     assert result['default_sources'] == {'hdd': 'builtin', 'ssd': 'env'}
     assert '[WARNING]' in proc.stderr + proc.stdout and 'No datastore list is available' in proc.stderr + proc.stdout
-    assert not os.path.exists(state_db)
+    assert not db_exists(state_db)
 
 
 # =============================================================================
@@ -739,16 +727,12 @@ def test_locked_db_fails_clearly_and_changes_nothing(double, state_db, tf_vars, 
     double.cluster.storages[0].used = 1  # a refresh would change a row
     before = snapshot(state_db, tf_vars)
     monkeypatch.setenv('PROXMOX_MANAGER_DB_TIMEOUT', '1')
-    holder = sqlite3.connect(state_db, isolation_level=None)
-    holder.execute('BEGIN IMMEDIATE')
-    try:
+    with hold_write_lock(state_db):
         args = dict(extra, terraform_vars_file=tf_vars) if module == 'datastore_default' else {}
         with pytest.raises(ModuleFailed) as failed:
             run_module(module, opts(double, state_db, **args))
-    finally:
-        holder.execute('ROLLBACK')
-        holder.close()
     msg = failed.value.result['msg']
-    assert 'locked' in msg and 'PROXMOX_MANAGER_DB_TIMEOUT' in msg and state_db in msg
+    assert ('lock timeout' if is_postgresql(state_db) else 'database is locked') in msg
+    assert 'PROXMOX_MANAGER_DB_TIMEOUT' in msg and state_db in msg
     assert 'exception' not in failed.value.result
     assert snapshot(state_db, tf_vars) == before

@@ -3,7 +3,9 @@
 Playbooks run as real `ansible-playbook` processes from the repo root with the
 repo's ansible.cfg and inventory, against the in-process API double, with a
 tmp copy of the declarations, a tmp state DB and a tmp Terraform vars file.
-Error messages are checked in-process too (same module, faster).
+Error messages are checked in-process too (same module, faster). The apply, the
+second apply, the plan and the drift run on a SQLite file and on PostgreSQL
+(PROXMOX_MANAGER_DB=postgresql+psycopg://...); the rest on SQLite.
 """
 
 import gc
@@ -29,7 +31,9 @@ from tests.conftest import (
     run_ansible,
     run_module,
 )
+from tests.postgres import database_of
 from tests.pve_double import DoubleServer, load_scenario
+from tests.seed_db import execute, is_postgresql, query, settled_digest
 
 STATE = ROOT / 'state'
 
@@ -60,7 +64,10 @@ def line_of(path, text):
 
 
 def digest(path):
-    """sha256 of a file (a SQLite DB after every connection closed), None when absent."""
+    """sha256 of a file (a SQLite DB after every connection closed), None when absent; of every table of a
+    PostgreSQL state DB."""
+    if is_postgresql(str(path)):
+        return settled_digest(path)
     gc.collect()
     if not os.path.exists(path):
         return None
@@ -70,19 +77,12 @@ def digest(path):
 
 def db_roles(path):
     """{(name, vmid): role} of the state DB rows that carry a role."""
-    conn = sqlite3.connect(str(path))
-    try:
-        return dict(((name, vmid), role) for name, vmid, role in
-                    conn.execute('SELECT name, vmid, role FROM servers WHERE role IS NOT NULL'))
-    finally:
-        conn.close()
+    return dict(((r['name'], r['vmid']), r['role'])
+                for r in query(str(path), 'SELECT name, vmid, role FROM servers WHERE role IS NOT NULL'))
 
 
 def set_db_role(path, name, role):
-    conn = sqlite3.connect(str(path))
-    conn.execute('UPDATE servers SET role = ? WHERE name = ?', (role, name))
-    conn.commit()
-    conn.close()
+    execute(str(path), 'UPDATE servers SET role = ? WHERE name = ?', (role, name))
 
 
 def copy_db(source, dest):
@@ -147,10 +147,49 @@ def sample_double():
 
 
 @pytest.fixture(scope='module')
-def applied(sample_double, tmp_path_factory):
-    """The committed declarations applied once to a fresh DB: (GitOps, first apply)."""
+def applied_sqlite(sample_double, tmp_path_factory):
+    """The committed declarations applied once to a fresh SQLite DB: (GitOps, first apply)."""
     repo = GitOps(sample_double, tmp_path_factory.mktemp('applied'))
     return repo, repo.ok('apply.yml')
+
+
+@pytest.fixture(scope='module')
+def applied_postgresql(sample_double, tmp_path_factory, postgresql_server):
+    """The same on a fresh PostgreSQL database (PROXMOX_MANAGER_DB=postgresql+psycopg://...)."""
+    name = postgresql_server.create_database('gitops_applied')
+    try:
+        repo = GitOps(sample_double, tmp_path_factory.mktemp('applied'), postgresql_server.url(name))
+        first = repo.playbook('apply.yml')
+        assert first.returncode == 0, first.stdout + first.stderr
+        # apply.yml asks for backup: true; a PostgreSQL DB is not copied, and the apply says so.
+        assert 'No backup taken of postgresql+psycopg://' in first.stdout + first.stderr
+        yield repo, first
+    finally:
+        postgresql_server.drop_database(name)
+
+
+@pytest.fixture(params=['sqlite', 'postgresql'])
+def applied(request):
+    """The applied repo of each state DB: SQLite, then PostgreSQL."""
+    return request.getfixturevalue('applied_%s' % request.param)
+
+
+@pytest.fixture
+def copy_of(request, tmp_path):
+    """copy_of(db): a copy of a state DB the test may change (a SQLite file, or a new PostgreSQL database)."""
+    made = []
+
+    def _copy(db, name='copy.db'):
+        if is_postgresql(str(db)):
+            server = request.getfixturevalue('postgresql_server')
+            made.append((server, server.create_database(request.node.name, template=database_of(db))))
+            return server.url(made[-1][1])
+        dest = tmp_path / name
+        copy_db(db, dest)
+        return dest
+    yield _copy
+    for server, name in made:
+        server.drop_database(name)
 
 
 @pytest.fixture
@@ -158,15 +197,27 @@ def repo(sample_double, tmp_path):
     return GitOps(sample_double, tmp_path)
 
 
-@pytest.fixture
-def applied_repo(applied, sample_double, tmp_path):
+def repo_like(applied, sample_double, tmp_path, copy_of):
     """A tmp repo whose DB and vars file are copies of the applied ones."""
     base, _first = applied
-    repo = GitOps(sample_double, tmp_path)
-    copy_db(base.db, repo.db)
+    repo = GitOps(sample_double, tmp_path, None if not is_postgresql(str(base.db)) else copy_of(base.db))
+    if not is_postgresql(str(base.db)):
+        copy_db(base.db, repo.db)
     repo.tf_vars.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(base.tf_vars, repo.tf_vars)
     return repo
+
+
+@pytest.fixture
+def applied_repo(applied, sample_double, tmp_path, copy_of):
+    """A copy of the applied repo, on each state DB."""
+    return repo_like(applied, sample_double, tmp_path, copy_of)
+
+
+@pytest.fixture
+def sqlite_applied_repo(applied_sqlite, sample_double, tmp_path, copy_of):
+    """A copy of the applied repo with a SQLite state DB (backups copy SQLite files)."""
+    return repo_like(applied_sqlite, sample_double, tmp_path, copy_of)
 
 
 def validate(double, tmp_path, roles=None, datastores=None, state_db=None):
@@ -346,8 +397,10 @@ def test_plan_of_a_change_writes_nothing_and_shows_the_server(applied_repo):
 # -- prune -----------------------------------------------------------------------------
 
 
-def test_a_removed_server_loses_its_role_only_with_prune(applied_repo):
-    repo = applied_repo
+def test_a_removed_server_loses_its_role_only_with_prune(sqlite_applied_repo):
+    # On SQLite only, to spare four playbook runs: the state DB side (state=absent) runs on both databases in
+    # test_server_role.py.
+    repo = sqlite_applied_repo
     repo.roles.write_text(committed_roles().replace('  db-01:\n    role: db\n', ''))
     before = db_roles(repo.db)
 
@@ -396,12 +449,11 @@ def test_drift_reports_each_kind_and_fails_on_demand(applied_repo):
     assert 'Drift in 4 of 11 servers' in failed.stdout + failed.stderr and 'Traceback' not in failed.stderr
 
 
-def test_no_drift_passes_fail_on_drift(applied, sample_double, tmp_path):
+def test_no_drift_passes_fail_on_drift(applied, sample_double, tmp_path, copy_of):
     repo, _first = applied
     # web-02 is declared but not created: without it, git, the DB and Proxmox agree.
     roles_file = write_declarations(tmp_path, committed_roles().replace('  web-02:\n    role: web\n', ''))[0]
-    db = tmp_path / 'copy.db'
-    copy_db(repo.db, db)
+    db = copy_of(repo.db)
     set_db_role(db, 'web-02', None)
     result = run_module('server_drift', dict(connection_options(sample_double), roles_file=str(roles_file),
                                              state_db=str(db), fail_on_drift=True))
@@ -409,16 +461,12 @@ def test_no_drift_passes_fail_on_drift(applied, sample_double, tmp_path):
     assert all(row['drift'] == [] for row in result['rows'])
 
 
-def test_drift_shows_a_stale_db_row_and_a_declaration_of_a_gone_server(applied, sample_double, tmp_path):
+def test_drift_shows_a_stale_db_row_and_a_declaration_of_a_gone_server(applied, sample_double, tmp_path, copy_of):
     repo, _first = applied
     roles_file = write_declarations(tmp_path, committed_roles() + '  retired:\n    role: db\n')[0]
-    db = tmp_path / 'copy.db'
-    copy_db(repo.db, db)
-    conn = sqlite3.connect(str(db))
-    conn.execute("INSERT INTO servers (name, role, present, created_at, updated_at) VALUES "
-                 "('test', 'web', 1, '2026-01-01', '2026-01-01')")
-    conn.commit()
-    conn.close()
+    db = copy_of(repo.db)
+    execute(str(db), "INSERT INTO servers (name, role, present, created_at, updated_at) VALUES "
+                     "('test', 'web', TRUE, '2026-01-01', '2026-01-01')")
     with pytest.raises(ModuleFailed) as failed:
         run_module('server_drift', dict(connection_options(sample_double), roles_file=str(roles_file),
                                         state_db=str(db), fail_on_drift=True))
@@ -445,11 +493,18 @@ def test_configure_has_one_play_per_catalog_role_and_targets_the_role_groups(app
     assert listed['role_java'] == []
 
 
-def test_backup_playbook_copies_the_db(applied_repo):
-    proc = applied_repo.ok('backup.yml', '-e', 'backup_dir=%s' % (applied_repo.dir / 'backups'))
-    copies = list((applied_repo.dir / 'backups').glob('*.db'))
+def test_backup_playbook_copies_the_db(sqlite_applied_repo):
+    repo = sqlite_applied_repo
+    proc = repo.ok('backup.yml', '-e', 'backup_dir=%s' % (repo.dir / 'backups'))
+    copies = list((repo.dir / 'backups').glob('*.db'))
     assert len(copies) == 1 and recap(proc)['changed'] == 1
-    assert db_roles(copies[0]) == db_roles(applied_repo.db)
+    assert db_roles(copies[0]) == db_roles(repo.db)
+
+
+# The config repo pipelines ship in the scaffold proxmox_manager.core.init_repo writes
+# (tests/integration/test_init_repo.py checks the writing); this repository's own CI is ci.yml.
+CONFIG_REPO = ROOT / 'playbooks' / 'files' / 'config_repo'
+COLLECTION_DIR = 'collections/ansible_collections/proxmox_manager/core'
 
 
 def _on(workflow):
@@ -457,50 +512,100 @@ def _on(workflow):
 
 
 def test_github_workflow_plans_on_pull_requests_and_applies_main_one_at_a_time():
-    with open(ROOT / '.github' / 'workflows' / 'gitops.yml') as handle:
+    with open(CONFIG_REPO / '.github' / 'workflows' / 'gitops.yml') as handle:
         text = handle.read()
     workflow = yaml.safe_load(text)
-    assert set(_on(workflow)) >= {'pull_request', 'push'} and _on(workflow)['push']['branches'] == ['main']
-    for var in ('PROXMOX_HOST', 'PROXMOX_USER', 'PROXMOX_TOKEN_ID', 'PROXMOX_TOKEN_SECRET'):
+    assert set(_on(workflow)) >= {'pull_request', 'push', 'schedule'}
+    assert _on(workflow)['push']['branches'] == ['main']
+    for var in ('PROXMOX_HOST', 'PROXMOX_USER', 'PROXMOX_TOKEN_ID', 'PROXMOX_TOKEN_SECRET', 'PROXMOX_MANAGER_DB'):
         assert workflow['env'][var] == '${{ secrets.%s }}' % var
+    assert workflow['env']['ANSIBLE_CONFIG'] == '${{ github.workspace }}/ansible.cfg'
+    assert workflow['env']['COLLECTION_DIR'] == COLLECTION_DIR
     jobs = workflow['jobs']
     runs = dict((name, '\n'.join(step.get('run', '') for step in job['steps'])) for name, job in jobs.items())
     assert "github.event_name == 'pull_request'" in jobs['plan']['if']
-    assert 'playbooks/validate.yml' in runs['plan'] and 'playbooks/apply.yml --check --diff' in runs['plan']
+    assert 'ansible-playbook proxmox_manager.core.validate' in runs['plan']
+    assert 'ansible-playbook proxmox_manager.core.apply --check --diff -e "prune=$GITOPS_PRUNE"' in runs['plan']
     assert '$GITHUB_STEP_SUMMARY' in runs['plan']
     assert "github.ref == 'refs/heads/main'" in jobs['apply']['if']
     assert jobs['apply']['concurrency'] == {'group': 'gitops-apply', 'cancel-in-progress': False}
-    assert 'ansible-playbook playbooks/apply.yml -e' in runs['apply'] and '--check' not in runs['apply']
-    assert 'yamllint --strict .' in runs['lint'] and 'ansible-lint' in runs['lint']
-    _installs_pinned_and_runs_existing_playbooks(runs.values())
+    assert 'ansible-playbook proxmox_manager.core.apply -e "prune=$GITOPS_PRUNE"' in runs['apply']
+    assert '--check' not in runs['apply']
+    assert "github.event_name == 'schedule'" in jobs['drift']['if']
+    assert 'ansible-playbook proxmox_manager.core.drift -e fail_on_drift=true' in runs['drift']
+    assert 'yamllint --strict .' in runs['lint'] and 'ansible-lint --offline --profile production' in runs['lint']
+    artifacts = dict((name, step['with']['path'].split()) for name, job in jobs.items() for step in job['steps']
+                     if step.get('uses', '').startswith('actions/upload-artifact'))
+    assert artifacts == {'plan': ['validate.txt', 'plan.txt'],
+                         'apply': ['apply.txt', 'terraform/datastores.auto.tfvars.json']}
+    for name, job in jobs.items():
+        setup = [step for step in job['steps'] if step.get('uses', '').startswith('actions/setup-python')]
+        assert setup[0]['with']['cache-dependency-path'] == 'requirements.yml', name  # no requirements/*.txt there
+        _installs_the_pinned_collection_first(runs[name])
+    _runs_existing_playbooks(runs.values())
     assert workflow['defaults']['run']['shell'] == 'bash'  # pipefail: a failing playbook piped to tee fails
 
 
 def test_gitlab_pipeline_plans_merge_requests_and_applies_the_default_branch_one_at_a_time():
-    with open(ROOT / '.gitlab-ci.yml') as handle:
+    with open(CONFIG_REPO / '.gitlab-ci.yml') as handle:
         pipeline = yaml.safe_load(handle)
     assert pipeline['stages'] == ['lint', 'plan', 'apply']
-    plan, apply_job = pipeline['plan'], pipeline['apply']
+    plan, apply_job, drift = pipeline['plan'], pipeline['apply'], pipeline['drift']
     assert plan['rules'] == [{'if': '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
     assert 'plan.txt' in plan['artifacts']['paths'] and plan['artifacts']['expose_as'] == 'plan'
     assert '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' in apply_job['rules'][0]['if']
     assert apply_job['resource_group'] == 'proxmox-apply'
+    assert apply_job['artifacts']['paths'] == ['apply.txt', 'terraform/datastores.auto.tfvars.json']
+    assert drift['rules'] == [{'if': '$CI_PIPELINE_SOURCE == "schedule"'}]
     plan_script, apply_script = '\n'.join(plan['script']), '\n'.join(apply_job['script'])
-    assert 'playbooks/validate.yml' in plan_script and 'playbooks/apply.yml --check --diff' in plan_script
-    assert 'playbooks/apply.yml -e' in apply_script and '--check' not in apply_script
-    scripts = [pipeline['default']['before_script'][0], '\n'.join(pipeline['lint']['before_script'])] + [
-        '\n'.join(job['script']) for name, job in pipeline.items() if isinstance(job, dict) and 'script' in job]
-    _installs_pinned_and_runs_existing_playbooks(scripts)
+    assert 'ansible-playbook proxmox_manager.core.validate' in plan_script
+    assert 'ansible-playbook proxmox_manager.core.apply --check --diff -e "prune=$GITOPS_PRUNE"' in plan_script
+    assert 'ansible-playbook proxmox_manager.core.apply -e "prune=$GITOPS_PRUNE"' in apply_script
+    assert '--check' not in apply_script
+    assert 'ansible-playbook proxmox_manager.core.drift -e fail_on_drift=true' in '\n'.join(drift['script'])
+    assert pipeline['variables']['ANSIBLE_CONFIG'] == '$CI_PROJECT_DIR/ansible.cfg'
+    assert pipeline['variables']['COLLECTION_DIR'] == COLLECTION_DIR
+    assert pipeline['default']['cache']['key']['files'] == ['requirements.yml']
+    # Every job installs through the default before_script (none overrides it).
+    _installs_the_pinned_collection_first('\n'.join(pipeline['default']['before_script']))
+    jobs = dict((name, job) for name, job in pipeline.items() if isinstance(job, dict) and 'script' in job)
+    assert set(jobs) == {'lint', 'plan', 'apply', 'drift'}
+    assert not any('before_script' in job for job in jobs.values())
+    lint = '\n'.join(jobs['lint']['script'])
+    assert 'yamllint --strict .' in lint and 'ansible-lint --offline --profile production' in lint
+    _runs_existing_playbooks('\n'.join(job['script']) for job in jobs.values())
     assert 'PROXMOX_TOKEN_SECRET' not in json.dumps(pipeline['variables'])  # secrets live in the CI settings
 
 
-def _installs_pinned_and_runs_existing_playbooks(scripts):
+def _installs_the_pinned_collection_first(script):
+    """ansible-galaxy installs requirements.yml's version into ./collections, then pip its requirements.txt."""
+    lines = [line.strip().lstrip('- ') for line in script.splitlines()]
+    galaxy = [n for n, line in enumerate(lines) if line.startswith('ansible-galaxy collection install')]
+    assert [lines[n] for n in galaxy] == ['ansible-galaxy collection install -r requirements.yml -p collections']
+    collection_pip = [n for n, line in enumerate(lines)
+                      if 'pip install' in line and '$COLLECTION_DIR/requirements.txt' in line]
+    assert collection_pip and collection_pip[0] > galaxy[0]
+    for line in lines:
+        if 'pip install' in line:  # nothing of this checkout's (requirements/*.txt, constraints)
+            assert 'requirements/' not in line and ' -c ' not in line, line
+
+
+def _runs_existing_playbooks(scripts):
     text = '\n'.join(scripts)
-    installs = [line for line in text.splitlines() if 'pip install' in line]
-    assert installs and all('-r requirements/runtime.txt' in line and '-c requirements/constraints.txt' in line
-                            for line in installs)
-    for playbook in set(re.findall(r'playbooks/[\w.]+\.yml', text)):
-        assert (ROOT / playbook).is_file(), playbook
+    assert 'playbooks/validate.yml' not in text and 'playbooks/apply.yml' not in text  # a config repo has no copy
+    named = set(re.findall(r'proxmox_manager\.core\.(\w+)', text))
+    assert named >= {'validate', 'apply', 'drift'}
+    for playbook in named:
+        assert (ROOT / 'playbooks' / ('%s.yml' % playbook)).is_file(), playbook
+
+
+def test_this_repository_ci_runs_ci_run_on_push_and_pull_request():
+    with open(ROOT / '.github' / 'workflows' / 'ci.yml') as handle:
+        workflow = yaml.safe_load(handle)
+    assert set(_on(workflow)) == {'push', 'pull_request'}
+    assert [step['run'] for step in workflow['jobs']['test']['steps'] if step.get('run') == '.ci/run'] == ['.ci/run']
+    assert sorted(os.listdir(ROOT / '.github' / 'workflows')) == ['ci.yml']  # the config repo pipelines moved
+    assert not (ROOT / '.gitlab-ci.yml').exists()
 
 
 # -- the loader's edges, and the configure vars ------------------------------------------

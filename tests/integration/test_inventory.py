@@ -2,7 +2,10 @@
 
 The key cases run end to end through `ansible-inventory` (a subprocess with the
 PROXMOX_* environment a user exports); the rest parse in-process, which is
-cheaper and sees the same plugin code.
+cheaper and sees the same plugin code. The state DB is a SQLite file here
+(`sqlite_db`): the inventory reads and records it with stdlib sqlite3, and these
+tests look at the file. With a PostgreSQL state DB the plugin goes through the
+state store: test_state_errors.py and test_server_role.py run those paths.
 """
 
 import json
@@ -90,10 +93,10 @@ def assert_clean_failure(proc, *needles):
 
 
 @pytest.fixture
-def cli_env(double, state_db, tfvars):
+def cli_env(double, sqlite_db, tfvars):
     def _env(**extra):
         # A failed source must fail the command, as a CI job would configure it.
-        return connection_env(double, PROXMOX_MANAGER_DB=state_db, PROXMOX_MANAGER_TFVARS=str(tfvars),
+        return connection_env(double, PROXMOX_MANAGER_DB=sqlite_db, PROXMOX_MANAGER_TFVARS=str(tfvars),
                               ANSIBLE_INVENTORY_UNPARSED_FAILED='true', **extra)
     return _env
 
@@ -110,30 +113,30 @@ def build(parse_inventory):
 
 
 @pytest.fixture
-def config(tmp_path, double, state_db, tfvars):
+def config(tmp_path, double, sqlite_db, tfvars):
     """An in-process config for the sample double; keyword arguments add options."""
     def _config(target=None, **options):
         target = target or double
-        opts = dict(connection_options(target), state_db=state_db, tfvars_path=str(tfvars))
+        opts = dict(connection_options(target), state_db=sqlite_db, tfvars_path=str(tfvars))
         opts.update(options)
         return write_config(tmp_path, **opts)
     return _config
 
 
 @pytest.fixture
-def existing_db(state_db):
+def existing_db(sqlite_db):
     """A state DB made the way the modules make it: the inventory records its view only into an existing one."""
     from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
-    store = StateStore(state_db)
+    store = StateStore(sqlite_db)
     with store.writing():
         pass
     store.close()
-    return state_db
+    return sqlite_db
 
 
-def recorded_view(state_db, double):
+def recorded_view(sqlite_db, double):
     """(taken_at, records) the plugin recorded for the cluster of this double."""
-    return tuple(recorded.last_view(state_db, recorded.view_name(double.host, double.port)))
+    return tuple(recorded.last_view(sqlite_db, recorded.view_name(double.host, double.port)))
 
 
 def lookups_expected(cluster, declared):
@@ -150,12 +153,12 @@ def lookups_expected(cluster, declared):
 
 # -- end to end through ansible-inventory ---------------------------------------------------------------
 
-def test_list_groups_hostvars_roles_and_api_cost(existing_db, double, cli_env, tmp_path, state_db, tfvars):
+def test_list_groups_hostvars_roles_and_api_cost(existing_db, double, cli_env, tmp_path, sqlite_db, tfvars):
     # an undeclared running container with no declared IP: its address comes from the interfaces call
     double.cluster.add_guest(vmid=210, name='cache-ct', type='lxc', node='pve2', status='running',
                              ips=['10.10.0.80/24'], tags=['cache'])
     run_module('server_role', dict(
-        connection_options(double), state_db=state_db, tfvars_path=str(tfvars), roles_path=str(ROOT / 'roles'),
+        connection_options(double), state_db=sqlite_db, tfvars_path=str(tfvars), roles_path=str(ROOT / 'roles'),
         servers=[dict(name='AI-agent', role='monitoring'), dict(name='build-box', role='db'),
                  dict(name='worker', vmid=111, role='ftp'), dict(name='web-02', role='web')]))
     double.reset_counters()
@@ -213,7 +216,7 @@ def test_list_groups_hostvars_roles_and_api_cost(existing_db, double, cli_env, t
     assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1, LXC_IFACES: 1}
 
     # the build was recorded for the offline fallback
-    taken_at, snapshot = recorded_view(state_db, double)
+    taken_at, snapshot = recorded_view(sqlite_db, double)
     assert taken_at is not None and sorted(r['host'] for r in snapshot) == sorted(hv)
 
 
@@ -271,24 +274,24 @@ MALFORMED_LISTINGS = {
 
 
 @pytest.mark.parametrize('case', sorted(MALFORMED_LISTINGS))
-def test_a_malformed_listing_is_an_outage_served_from_the_recorded_view(existing_db, double, build, config, state_db, case):
+def test_a_malformed_listing_is_an_outage_served_from_the_recorded_view(existing_db, double, build, config, sqlite_db, case):
     live = build(config(api_retries=0))
-    taken_at = recorded_view(state_db, double)[0]
+    taken_at = recorded_view(sqlite_db, double)[0]
     double.add_fault(path='^/cluster/resources$', body=MALFORMED_LISTINGS[case])
     inv = build(config(api_retries=0))
     assert_served_from_snapshot(inv, live, '%s/cluster/resources' % double.url, 'MALFORMED ANSWER')
-    assert recorded_view(state_db, double)[0] == taken_at  # the recorded view is not overwritten
+    assert recorded_view(sqlite_db, double)[0] == taken_at  # the recorded view is not overwritten
 
 
 @pytest.mark.parametrize('case', sorted(MALFORMED_LISTINGS))
-def test_a_malformed_listing_fails_a_module_naming_the_endpoint_and_writes_nothing(double, state_db, tfvars, case):
+def test_a_malformed_listing_fails_a_module_naming_the_endpoint_and_writes_nothing(double, sqlite_db, tfvars, case):
     double.add_fault(path='^/cluster/resources$', body=MALFORMED_LISTINGS[case])
     with pytest.raises(ModuleFailed) as failed:
-        run_module('server_sync', dict(connection_options(double), state_db=state_db, tfvars_path=str(tfvars)))
+        run_module('server_sync', dict(connection_options(double), state_db=sqlite_db, tfvars_path=str(tfvars)))
     message = failed.value.result['msg']
     assert 'Unexpected error' not in message and 'Traceback' not in message
     assert 'malformed answer' in message and '%s/cluster/resources' % double.url in message
-    assert not os.path.exists(state_db)
+    assert not os.path.exists(sqlite_db)
 
 
 @pytest.mark.parametrize('status, who', [(401, 'token'), (403, 'token'), (401, 'password')])
@@ -377,7 +380,7 @@ def test_ctrl_c_ends_ansible_inventory_promptly_while_agents_hang(double, cli_en
 
 # -- in-process ----------------------------------------------------------------------------------------
 
-def test_group_names_are_sanitised(make_double, tmp_path, build, config, state_db):
+def test_group_names_are_sanitised(make_double, tmp_path, build, config, sqlite_db):
     cluster = load_scenario(dict(
         nodes=[dict(node='pve.lab-1')],
         guests=[dict(vmid=300, name='edge.example.com', node='pve.lab-1', status='stopped',
@@ -484,13 +487,13 @@ def test_configuration_errors_are_not_served_from_the_snapshot(existing_db, doub
     assert double.counters()['total'] == 0
 
 
-def test_fallback_without_snapshot_says_so(double, build, config, state_db):
+def test_fallback_without_snapshot_says_so(double, build, config, sqlite_db):
     from ansible.errors import AnsibleParserError
     double.add_fault(path='^/cluster/resources$', status=503)
     with pytest.raises(AnsibleParserError) as info:
         build(config(api_retries=0))
     assert 'HTTP 503' in str(info.value) and 'no recorded view in the state DB' in str(info.value)
-    assert not os.path.exists(state_db)  # looking for a snapshot created nothing
+    assert not os.path.exists(sqlite_db)  # looking for a snapshot created nothing
 
 
 @pytest.mark.parametrize('how', ['in-process', 'ansible-inventory', 'password'])
@@ -562,10 +565,10 @@ def parse_into_new_inventory(inventory_loader, config):
 
 
 @pytest.mark.parametrize('trouble', ['state DB is not a database', 'lookup refused (401)', 'strict compose'])
-def test_a_failed_parse_leaves_no_half_inventory(double, config, state_db, inventory_loader, trouble):
+def test_a_failed_parse_leaves_no_half_inventory(double, config, sqlite_db, inventory_loader, trouble):
     options = {}
     if trouble == 'state DB is not a database':
-        write_not_a_database(state_db)
+        write_not_a_database(sqlite_db)
         expected = 'file is not a database'
     elif trouble == 'lookup refused (401)':
         double.add_fault(path='/agent/network-get-interfaces$', status=401)
@@ -580,12 +583,12 @@ def test_a_failed_parse_leaves_no_half_inventory(double, config, state_db, inven
     assert inventory.groups['all'].child_groups == [inventory.groups['ungrouped']]
 
 
-def test_a_lookup_refused_fails_cleanly(double, cli_env, tmp_path, state_db):
+def test_a_lookup_refused_fails_cleanly(double, cli_env, tmp_path, sqlite_db):
     double.add_fault(path='/agent/network-get-interfaces$', status=401)
     proc = cli(write_config(tmp_path), cli_env())
     assert_clean_failure(proc, 'HTTP 401', 'check the credentials and their permissions')
     assert double.token_secret not in proc.stdout + proc.stderr
-    assert recorded_view(state_db, double) == (None, None)  # a failed build records nothing
+    assert recorded_view(sqlite_db, double) == (None, None)  # a failed build records nothing
 
 
 def test_two_clusters_on_one_state_db_keep_their_recorded_views_apart(existing_db, double, make_double, build, config, tmp_path):
@@ -615,7 +618,7 @@ def test_guest_on_offline_node_keeps_its_last_known_status(existing_db, double, 
 # -- the state DB: through ansible-inventory and in-process alike -------------------------------------
 
 @pytest.mark.parametrize('how', ['cli', 'in-process'])
-def test_locked_state_db_lists_every_host_and_warns(existing_db, double, cli_env, tmp_path, config, build, monkeypatch, state_db,
+def test_locked_state_db_lists_every_host_and_warns(existing_db, double, cli_env, tmp_path, config, build, monkeypatch, sqlite_db,
                                                     how):
     monkeypatch.setenv('PROXMOX_MANAGER_DB_TIMEOUT', '1')
 
@@ -625,11 +628,11 @@ def test_locked_state_db_lists_every_host_and_warns(existing_db, double, cli_env
         return build(config())
 
     first = listing()
-    taken_at = recorded_view(state_db, double)[0]
+    taken_at = recorded_view(sqlite_db, double)[0]
     guest = double.cluster.guest(101)
     guest.maxmem += 1 << 30  # a changed view (no hostvar shows maxmem) is one to record
     double.cluster.touch()
-    holder = sqlite3.connect(state_db, isolation_level=None)
+    holder = sqlite3.connect(sqlite_db, isolation_level=None)
     holder.execute('BEGIN IMMEDIATE')
     try:
         inv = listing()
@@ -639,40 +642,40 @@ def test_locked_state_db_lists_every_host_and_warns(existing_db, double, cli_env
     assert inv.hostvars == first.hostvars and inv.groups == first.groups
     assert 'Could not record the view in the state DB' in inv.stderr and 'database is locked' in inv.stderr
     assert 'Traceback' not in inv.stderr
-    assert recorded_view(state_db, double)[0] == taken_at  # the recorded view is untouched
+    assert recorded_view(sqlite_db, double)[0] == taken_at  # the recorded view is untouched
 
 
-def write_not_a_database(state_db):
-    os.makedirs(os.path.dirname(state_db))
-    Path(state_db).write_bytes(b'this is not a database\n' * 200)
+def write_not_a_database(sqlite_db):
+    os.makedirs(os.path.dirname(sqlite_db))
+    Path(sqlite_db).write_bytes(b'this is not a database\n' * 200)
 
 
 @pytest.mark.parametrize('how', ['cli', 'in-process'])
-def test_state_db_that_is_not_a_database_fails_clearly(double, cli_env, tmp_path, config, build, state_db, how):
+def test_state_db_that_is_not_a_database_fails_clearly(double, cli_env, tmp_path, config, build, sqlite_db, how):
     from ansible.errors import AnsibleParserError
-    write_not_a_database(state_db)
-    expected = 'proxmox_manager.core.proxmox: Cannot read the state DB %s: file is not a database' % state_db
+    write_not_a_database(sqlite_db)
+    expected = 'proxmox_manager.core.proxmox: Cannot read the state DB %s: file is not a database' % sqlite_db
     if how == 'cli':
         assert_clean_failure(cli(write_config(tmp_path), cli_env()), expected)
     else:
         with pytest.raises(AnsibleParserError) as info:
             build(config())
         assert expected in str(info.value)
-    assert Path(state_db).read_bytes() == b'this is not a database\n' * 200
+    assert Path(sqlite_db).read_bytes() == b'this is not a database\n' * 200
 
 
-def test_proxmox_error_and_an_unreadable_state_db_are_both_named(double, build, config, state_db):
+def test_proxmox_error_and_an_unreadable_state_db_are_both_named(double, build, config, sqlite_db):
     from ansible.errors import AnsibleParserError
-    write_not_a_database(state_db)
+    write_not_a_database(sqlite_db)
     double.add_fault(path='^/cluster/resources$', status=500)
     with pytest.raises(AnsibleParserError) as info:
         build(config(api_retries=0))
     assert 'Proxmox answered HTTP 500' in str(info.value)
     assert ('The recorded view cannot be read either: Cannot read the state DB %s: file is not a database'
-            % state_db) in str(info.value)
+            % sqlite_db) in str(info.value)
 
 
-def test_a_token_that_may_not_ask_agents_lists_every_guest_with_one_warning(existing_db, double, build, config, state_db):
+def test_a_token_that_may_not_ask_agents_lists_every_guest_with_one_warning(existing_db, double, build, config, sqlite_db):
     fault = double.add_fault(path='/agent/network-get-interfaces$', status=403,
                              message='Permission check failed (/vms/110, VM.GuestAgent.Audit)')
     inv = build(config())
@@ -688,9 +691,9 @@ def test_a_token_that_may_not_ask_agents_lists_every_guest_with_one_warning(exis
 
 
 @pytest.mark.parametrize('allow', [False, True])
-def test_an_empty_listing_after_guests_is_not_recorded_unless_allowed(existing_db, double, build, config, state_db, allow):
+def test_an_empty_listing_after_guests_is_not_recorded_unless_allowed(existing_db, double, build, config, sqlite_db, allow):
     build(config())
-    taken_at = recorded_view(state_db, double)[0]
+    taken_at = recorded_view(sqlite_db, double)[0]
     double.add_fault(path='^/cluster/resources$', body='{"data": []}')
     inv = build(config(allow_empty_cluster=allow))
     assert set(inv.hostvars) == {'web-02', 'worker'} | {'AI-agent', 'web-01', 'db-01', 'monitoring', 'search-ct',
@@ -698,11 +701,11 @@ def test_an_empty_listing_after_guests_is_not_recorded_unless_allowed(existing_d
     assert {v['pve_source'] for v in inv.hostvars.values()} == {'declared'}
     if allow:
         assert 'Proxmox listed no guests' not in inv.stderr
-        assert recorded_view(state_db, double)[0] != taken_at
+        assert recorded_view(sqlite_db, double)[0] != taken_at
     else:
         assert 'Proxmox listed no guests, while 10 were recorded before' in inv.stderr
         assert 'allow_empty_cluster' in inv.stderr and 'The recorded view is kept' in inv.stderr
-        assert recorded_view(state_db, double)[0] == taken_at
+        assert recorded_view(sqlite_db, double)[0] == taken_at
 
 
 @pytest.mark.parametrize('error', ['Unsupported', 'CommandDisabled'])
@@ -719,15 +722,57 @@ def test_an_agent_answering_an_error_is_an_agent_that_is_off(existing_db, double
 
 
 def test_the_recorded_view_is_rewritten_only_when_what_hosts_show_changes(existing_db, double, build, config,
-                                                                          state_db):
+                                                                          sqlite_db):
     build(config())
-    taken_at = recorded_view(state_db, double)[0]
+    taken_at = recorded_view(sqlite_db, double)[0]
     for guest in double.cluster.guests:
         guest.uptime = (guest.uptime or 1000) + 60  # time passes: every running guest's uptime grows
     double.cluster.touch()
     build(config())
-    assert recorded_view(state_db, double)[0] == taken_at
+    assert recorded_view(sqlite_db, double)[0] == taken_at
     double.cluster.guest(101).status = 'stopped'
     double.cluster.touch()
     build(config())
-    assert recorded_view(state_db, double)[0] > taken_at
+    assert recorded_view(sqlite_db, double)[0] > taken_at
+
+
+def test_string_options_may_be_templates_as_the_plugins_own_example_shows(double, cli_env, tmp_path, existing_db):
+    config = write_config(tmp_path, api_token_secret="{{ lookup('ansible.builtin.env', 'MY_PVE_SECRET') }}",
+                          api_host="{{ 'pve-double' | replace('pve-double', lookup('ansible.builtin.env', 'MY_HOST')) }}")
+    env = cli_env(MY_PVE_SECRET=double.token_secret, MY_HOST=double.host)
+    del env['PROXMOX_TOKEN_SECRET'], env['PROXMOX_HOST']
+    listing = cli_listing(config, env)
+    assert 'AI-agent' in listing.hostvars
+    # A value from the environment is taken as it is, never templated.
+    env.update(PROXMOX_TOKEN_SECRET="{{ lookup('ansible.builtin.env', 'MY_PVE_SECRET') }}")
+    assert_clean_failure(cli(write_config(tmp_path, api_host=double.host), env), 'HTTP 401')
+
+
+def test_relative_paths_are_the_config_repos_not_the_current_directory(double, tmp_path):
+    """The config repo is the directory of the ansible.cfg in use, wherever ansible-inventory runs from."""
+    repo, elsewhere = tmp_path / 'repo', tmp_path / 'elsewhere'
+    (repo / 'inventory').mkdir(parents=True)
+    (repo / 'terraform').mkdir()
+    (repo / 'state').mkdir()
+    elsewhere.mkdir()
+    (repo / 'ansible.cfg').write_text((ROOT / 'ansible.cfg').read_text().replace(
+        'collections_path = ./collections', 'collections_path = %s' % (ROOT / 'collections')))
+    tfvars = sample_tfvars()
+    (repo / 'terraform' / 'terraform.tfvars.json').write_text(json.dumps(tfvars))
+    from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
+    store = StateStore(str(repo / 'state' / 'proxmox_manager.db'))
+    with store.writing():
+        pass
+    store.close()
+    config = write_config(repo / 'inventory')  # tfvars_path and state_db at their defaults
+    env = connection_env(double, ANSIBLE_CONFIG=str(repo / 'ansible.cfg'))
+    for name in ('PROXMOX_MANAGER_DB', 'PROXMOX_MANAGER_TFVARS', 'PROXMOX_MANAGER_PROJECT_DIR'):
+        env.pop(name, None)
+    proc = run_ansible(['ansible-inventory', '-i', str(config), '--list'], env, cwd=elsewhere, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    hostvars = plain(json.loads(proc.stdout))['_meta']['hostvars']
+    declared_only = [name for name in tfvars['servers'] if hostvars.get(name, {}).get('pve_source') == 'declared']
+    assert declared_only, 'the tfvars of the config repo were not read'
+    with sqlite3.connect(str(repo / 'state' / 'proxmox_manager.db')) as db:
+        assert db.execute('SELECT count(*) FROM view_snapshots').fetchone()[0] == 1
+    assert os.listdir(elsewhere) == []

@@ -7,9 +7,7 @@ call leaves the state DB byte for byte as it was.
 
 import itertools
 import json
-import os
 import socket
-import sqlite3
 import subprocess
 import sys
 
@@ -29,7 +27,7 @@ from tests.conftest import (
     run_module,
 )
 from tests.pve_double import generate_cluster, write_tfvars
-from tests.seed_db import legacy_db, settled_digest
+from tests.seed_db import created_nothing, db_exists, hold_write_lock, is_postgresql, legacy_db, query, settled_digest
 
 ROLES = ('web', 'was', 'db', 'monitoring', 'ftp', 'search')
 ADHOC = ['ansible', 'localhost', '-i', 'localhost,', '-c', 'local',
@@ -46,20 +44,12 @@ def make_catalog(path):
 
 
 def db_rows(path, where='1=1'):
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute('SELECT * FROM servers WHERE %s ORDER BY name, vmid' % where)]
-    finally:
-        conn.close()
+    return query(path, 'SELECT * FROM servers WHERE %s ORDER BY name, vmid' % where)
 
 
 def role_log(path):
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT key, old, new, tool FROM change_log WHERE field = 'role' ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    return [(r['key'], r['old'], r['new'], r['tool'])
+            for r in query(path, "SELECT key, old, new, tool FROM change_log WHERE field = 'role' ORDER BY id")]
 
 
 def host_of(item):
@@ -357,7 +347,7 @@ def test_bulk_with_bad_entries_creates_no_db(base, state_db):
     with pytest.raises(ModuleFailed) as failed:
         run_module('server_role', dict(base, servers=BAD_BULK))
     check_bad_bulk_problems(failed.value.result)
-    assert not os.path.exists(os.path.dirname(state_db))
+    assert created_nothing(state_db)
 
 
 def test_unknown_role_and_server_in_one_entry_are_both_reported(base):
@@ -405,7 +395,7 @@ def test_second_identical_call_changes_nothing(base, state_db):
 def test_check_mode_without_db_creates_nothing(base, state_db):
     args = dict(base, servers=[dict(name='AI-agent', role='web'), dict(name='worker-110', role='was')])
     checked = run_module('server_role', args, check_mode=True, diff=True)
-    assert not os.path.exists(os.path.dirname(state_db))
+    assert created_nothing(state_db)
     applied = run_module('server_role', args, diff=True)
     assert checked == applied
     assert applied['changed'] is True
@@ -588,16 +578,12 @@ def test_locked_db_fails_clearly_and_changes_nothing(base, state_db, monkeypatch
     run_module('server_role', dict(base, name='AI-agent', role='web'))
     before = settled_digest(state_db)
     monkeypatch.setenv('PROXMOX_MANAGER_DB_TIMEOUT', '1')
-    holder = sqlite3.connect(state_db, isolation_level=None)
-    holder.execute('BEGIN IMMEDIATE')
-    try:
+    with hold_write_lock(state_db):
         with pytest.raises(ModuleFailed) as failed:
             run_module('server_role', dict(base, name='web-01', role='web'))
-    finally:
-        holder.execute('ROLLBACK')
-        holder.close()
     result = failed.value.result
-    assert 'database is locked' in result['msg'] and 'PROXMOX_MANAGER_DB_TIMEOUT' in result['msg']
+    assert ('lock timeout' if is_postgresql(state_db) else 'database is locked') in result['msg']
+    assert 'Another run held the database for more than 1s (PROXMOX_MANAGER_DB_TIMEOUT)' in result['msg']
     assert 'exception' not in result
     assert settled_digest(state_db) == before
 
@@ -611,7 +597,7 @@ def test_refused_secret_never_printed_even_at_vvv(double, env, state_db):
     assert 'check the credentials' in output
     assert secret not in output and double.token_secret not in output
     assert 'Traceback' not in output
-    assert not os.path.exists(state_db)
+    assert not db_exists(state_db)
 
 
 # -- concurrency ------------------------------------------------------------------

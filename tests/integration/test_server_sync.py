@@ -19,7 +19,7 @@ from tests.conftest import (
     run_ansible,
     run_module,
 )
-from tests.seed_db import legacy_db, settled_digest
+from tests.seed_db import created_nothing, legacy_db, query, settled_digest
 
 SAMPLE_KEYS = ['AI-agent (vmid 100)', 'build-box (vmid 120)', 'db-01 (vmid 102)', 'ftp-ct (vmid 200)',
                'monitoring (vmid 103)', 'old-ct (vmid 202)', 'search-ct (vmid 201)', 'web-01 (vmid 101)',
@@ -28,17 +28,22 @@ SAMPLE_KEYS = ['AI-agent (vmid 100)', 'build-box (vmid 120)', 'db-01 (vmid 102)'
 
 def db_rows(path):
     """{(name, vmid): row} of the servers table."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return dict(((r['name'], r['vmid']), dict(r)) for r in conn.execute('SELECT * FROM servers'))
-    finally:
-        conn.close()
+    return dict(((r['name'], r['vmid']), r) for r in query(path, 'SELECT * FROM servers'))
+
+
+def module_args(double, db, tfvars):
+    return dict(connection_options(double, api_retries=0, api_timeout=5), state_db=db, tfvars_path=str(tfvars))
 
 
 @pytest.fixture
 def base(double, state_db, tfvars):
-    return dict(connection_options(double, api_retries=0, api_timeout=5), state_db=state_db, tfvars_path=str(tfvars))
+    return module_args(double, state_db, tfvars)
+
+
+@pytest.fixture
+def sqlite_base(double, sqlite_db, tfvars):
+    """For the backups, which copy SQLite files."""
+    return module_args(double, sqlite_db, tfvars)
 
 
 def sync(base, check_mode=False, diff=True, **options):
@@ -88,10 +93,9 @@ def test_facts_are_refreshed_and_logged(double, base, state_db):
                                   after={'build-box (vmid 120)': dict(status='running', node='pve1')})
     row = db_rows(state_db)[('build-box', 120)]
     assert (row['status'], row['node']) == ('running', 'pve1')
-    conn = sqlite3.connect(state_db)
-    log = conn.execute("SELECT field, old, new, tool FROM change_log WHERE key = 'build-box (vmid 120)' "
-                       "AND old IS NOT NULL ORDER BY field").fetchall()
-    conn.close()
+    log = [(r['field'], r['old'], r['new'], r['tool']) for r in query(
+        state_db, "SELECT field, old, new, tool FROM change_log WHERE key = 'build-box (vmid 120)' "
+                  "AND old IS NOT NULL ORDER BY field")]
     assert log == [('node', 'pve3', 'pve1', 'server_sync'), ('status', 'stopped', 'running', 'server_sync')]
 
 
@@ -187,7 +191,7 @@ def test_declared_server_created_later_keeps_its_row(double, base, state_db, rol
 
 def test_check_mode_without_db_creates_nothing(base, state_db):
     checked = sync(base, check_mode=True)
-    assert not os.path.exists(os.path.dirname(state_db))
+    assert created_nothing(state_db)
     applied = sync(base)
     assert checked == applied and applied['added'] == SAMPLE_KEYS
 
@@ -217,13 +221,14 @@ def test_check_mode_with_db_writes_nothing_and_reports_the_same(double, base, st
     assert sync(base) == checked
 
 
-def test_backup_only_when_something_changes(double, base, state_db):
+def test_backup_only_when_something_changes(double, sqlite_base, sqlite_db):
+    base = sqlite_base
     first = sync(base, backup=True)
     assert first['changed'] is True and 'backup_file' not in first  # no DB to copy yet
     assert sync(base, backup=True).get('backup_file') is None  # nothing changes
-    backups = os.path.join(os.path.dirname(state_db), 'backups')
+    backups = os.path.join(os.path.dirname(sqlite_db), 'backups')
     assert not os.path.exists(backups)
-    before_rows = db_rows(state_db)
+    before_rows = db_rows(sqlite_db)
     double.cluster.guest(120).status = 'running'
     checked = sync(base, backup=True, check_mode=True)
     assert 'backup_file' not in checked and not os.path.exists(backups)
@@ -312,7 +317,9 @@ PLAYBOOK = '''
 '''
 
 
-def test_playbook_end_to_end(double, state_db, tfvars, roles_dir, tmp_path):
+def test_playbook_end_to_end(double, sqlite_db, tfvars, roles_dir, tmp_path):
+    """With backups (of SQLite files)."""
+    state_db = sqlite_db
     legacy_db(state_db)
     playbook = tmp_path / 'site.yml'
     playbook.write_text(PLAYBOOK)

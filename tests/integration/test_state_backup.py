@@ -37,19 +37,19 @@ def integrity(path):
 
 
 @pytest.fixture
-def base(double, state_db, roles_dir):
-    return dict(connection_options(double, api_retries=0, api_timeout=5), state_db=state_db,
+def base(double, sqlite_db, roles_dir):
+    return dict(connection_options(double, api_retries=0, api_timeout=5), state_db=sqlite_db,
                 tfvars_path=str(SAMPLE_TFVARS), roles_path=roles_dir)
 
 
 @pytest.fixture
-def populated(base, state_db):
+def populated(base, sqlite_db):
     """A state DB with every sample server and a few roles, as a real run leaves it."""
     sync_args = dict((k, v) for k, v in base.items() if k != 'roles_path')
     run_module('server_sync', sync_args)
     run_module('server_role', dict(base, servers=[dict(name='AI-agent', role='web'), dict(name='db-01', role='db'),
                                                   dict(name='worker-111', role='was')]))
-    return state_db
+    return sqlite_db
 
 
 def test_state_backup_copies_every_row(populated):
@@ -139,13 +139,13 @@ def test_check_mode_copies_nothing(populated):
     assert not os.path.exists(os.path.join(os.path.dirname(populated), 'backups'))
 
 
-def test_no_db_is_a_clear_failure(state_db):
+def test_no_db_is_a_clear_failure(sqlite_db):
     with pytest.raises(ModuleFailed) as failed:
-        run_module('state_backup', dict(state_db=state_db))
+        run_module('state_backup', dict(state_db=sqlite_db))
     result = failed.value.result
-    assert result['msg'] == 'There is no state DB at %s to back up yet.' % state_db
+    assert result['msg'] == 'There is no state DB at %s to back up yet.' % sqlite_db
     assert 'exception' not in result
-    assert not os.path.exists(os.path.dirname(state_db))
+    assert not os.path.exists(os.path.dirname(sqlite_db))
 
 
 def test_postgresql_says_to_use_pg_dump():
@@ -185,7 +185,7 @@ def test_failed_server_role_takes_no_backup(base, populated):
     assert not os.path.exists(os.path.join(os.path.dirname(populated), 'backups'))
 
 
-def test_first_write_has_nothing_to_back_up(base, state_db):
+def test_first_write_has_nothing_to_back_up(base, sqlite_db):
     result = run_module('server_role', dict(base, name='AI-agent', role='web', backup=True))
     assert result['changed'] is True and 'backup_file' not in result
-    assert 'backups' not in os.listdir(os.path.dirname(state_db))
+    assert 'backups' not in os.listdir(os.path.dirname(sqlite_db))

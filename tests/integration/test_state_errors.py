@@ -3,7 +3,9 @@
 Issue "Never wrong in silence", parts 6 and 7: each broken state DB is tried
 through a writing module (server_role), the read-only module (datastore_info),
 the inventory's recorded view and the inventory plugin itself. None may end in
-"Unexpected error", a traceback or a changed file; a password never shows.
+"Unexpected error", a traceback or a changed file or database; a password never
+shows. The broken SQLite files, then PostgreSQL that cannot be used: the server
+down, a database that does not exist, a refused password.
 """
 
 import gc
@@ -19,6 +21,8 @@ import yaml
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
 from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view as recorded
 from tests.conftest import SAMPLE_TFVARS, ModuleFailed, connection_options, run_module
+from tests.postgres import AUTH_USER, database_of, free_port
+from tests.seed_db import created_nothing, is_postgresql, legacy_db, query, settled_digest
 
 SECRET = 'secret'
 BAD_PORT_URL = 'postgresql+psycopg://u:%s@localhost:notaport/db' % SECRET
@@ -76,13 +80,15 @@ def make_db(base, state_db):
 class Broken:
     """One broken state DB: set up, what every message must say, and torn down."""
 
-    def __init__(self, case, base, tmp_path, monkeypatch):
+    def __init__(self, case, base, tmp_path, monkeypatch, request):
         self.case = case
         self.dir = tmp_path / 'state'
         self.path = str(self.dir / 'proxmox_manager.db')
         self.option = self.path
         self.holder = None
         self.frozen = []
+        self.request = request
+        self.databases = None  # PostgreSQL: what must not change there
         getattr(self, '_' + case.replace('-', '_'))(base, tmp_path, monkeypatch)
 
     # -- the cases ---------------------------------------------------------------------------
@@ -133,11 +139,39 @@ class Broken:
         self.option = NO_DRIVER_URL
         self.says = ['mysql://u:***@localhost/db', 'MySQLdb', 'pip install mysqlclient']
 
+    def _postgresql_down(self, base, tmp_path, monkeypatch):
+        self.dir.mkdir()
+        port = free_port()
+        self.option = 'postgresql+psycopg://pm:%s@127.0.0.1:%d/proxmox_manager' % (SECRET, port)
+        self.says = ['postgresql+psycopg://pm:***@127.0.0.1:%d/proxmox_manager' % port, 'Connection refused']
+
+    def _postgresql_no_database(self, base, tmp_path, monkeypatch):
+        self.dir.mkdir()
+        server = self.request.getfixturevalue('postgresql_server')
+        self.option = server.url('no_such_db', password=SECRET)
+        self.says = [server.url('no_such_db', password='***'), 'database "no_such_db" does not exist']
+        self.databases = server, None
+
+    def _postgresql_auth(self, base, tmp_path, monkeypatch):
+        self.dir.mkdir()
+        server = self.request.getfixturevalue('postgresql_server')
+        good = self.request.getfixturevalue('postgresql_db')
+        make_db(base, good)
+        name = database_of(good)
+        self.option = server.url(name, user=AUTH_USER, password=SECRET)
+        self.says = [server.url(name, user=AUTH_USER, password='***'),
+                     'password authentication failed for user "%s"' % AUTH_USER]
+        self.databases = server, good
+
     # ------------------------------------------------------------------------------------------
 
     def state(self):
         gc.collect()  # closes the connections of earlier in-process runs: their -wal and -shm files go away
-        return tree(self.dir)
+        if self.databases is None:
+            return tree(self.dir)
+        server, good = self.databases
+        names = sorted(r[0] for r in server.admin.execute('SELECT datname FROM pg_database'))
+        return tree(self.dir), names, good and settled_digest(good)
 
     def release(self):
         if self.holder is not None:
@@ -156,12 +190,12 @@ class Broken:
 
 
 CASES = ['corrupt', 'directory', 'read-only', 'locked-rollback-journal', 'schema-version-abc', 'bad-port',
-         'missing-driver']
+         'missing-driver', 'postgresql-down', 'postgresql-no-database', 'postgresql-auth']
 
 
 @pytest.fixture(params=CASES)
 def broken(request, base, tmp_path, monkeypatch):
-    case = Broken(request.param, base, tmp_path, monkeypatch)
+    case = Broken(request.param, base, tmp_path, monkeypatch, request)
     yield case
     case.release()
 
@@ -242,10 +276,15 @@ def write_config(tmp_path, double, state_db):
     return config
 
 
+def untouched(db):
+    """What must stay as it was: SQLite, every file in the DB's directory (not even a -wal); PostgreSQL, every table."""
+    return settled_digest(db) if is_postgresql(db) else tree(os.path.dirname(db))
+
+
 def test_the_inventory_never_creates_the_state_db(double, inventory_loader, tmp_path, state_db):
     inventory = parse(inventory_loader, write_config(tmp_path, double, state_db))
     assert 'AI-agent' in inventory.hosts
-    assert not os.path.exists(os.path.dirname(state_db))  # neither the DB nor its directory
+    assert created_nothing(state_db)  # SQLite: neither the DB nor its directory
 
 
 def test_the_inventory_records_into_an_existing_db_only_when_the_view_changed(double, base, inventory_loader,
@@ -257,9 +296,9 @@ def test_the_inventory_records_into_an_existing_db_only_when_the_view_changed(do
     taken_at, records = recorded.last_view(state_db, name)
     assert taken_at is not None and 'AI-agent' in [r['host'] for r in records]
     # an unchanged view: the file is not written at all (not even the WAL)
-    before = tree(os.path.dirname(state_db))
+    before = untouched(state_db)
     parse(inventory_loader, config)
-    assert tree(os.path.dirname(state_db)) == before
+    assert untouched(state_db) == before
     assert recorded.last_view(state_db, name).taken_at == taken_at
     # a changed view is written
     double.cluster.add_guest(vmid=230, name='brand-new', node='pve1', status='stopped')
@@ -269,12 +308,12 @@ def test_the_inventory_records_into_an_existing_db_only_when_the_view_changed(do
 
 
 def test_the_inventory_does_not_upgrade_an_old_db(double, inventory_loader, tmp_path, state_db):
-    from tests.seed_db import legacy_db
     legacy_db(state_db)
-    before = tree(os.path.dirname(state_db))
+    before = untouched(state_db)
     inventory = parse(inventory_loader, write_config(tmp_path, double, state_db))
     assert 'AI-agent' in inventory.hosts
-    assert tree(os.path.dirname(state_db)) == before  # the next module write upgrades it, not the inventory
+    assert untouched(state_db) == before  # the next module write upgrades it, not the inventory
+    assert [r['name'] for r in query(state_db, 'SELECT name FROM servers ORDER BY name')] == ['test', 'test-2']
 
 
 def test_sqlite_wording_of_the_read_only_error_is_mapped(tmp_path):

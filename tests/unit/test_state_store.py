@@ -1,43 +1,51 @@
-"""The state store on real SQLite files: upserts, upgrades, locks, backups (concurrency: tests/integration)."""
+"""The state store on real databases, each test on a SQLite file and on a PostgreSQL database (the `state_db`
+fixture): upserts, upgrades, locks; backups on SQLite files (concurrency: tests/integration)."""
 
-import hashlib
 import os
 import sqlite3
 
+import psycopg
 import pytest
 
-from ansible_collections.proxmox_manager.core.plugins.module_utils import db_backup, state_db, state_schema
+from ansible_collections.proxmox_manager.core.plugins.module_utils import db_backup, state_schema
+from ansible_collections.proxmox_manager.core.plugins.module_utils import state_db as sdb
 from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store as ss
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
+from tests.seed_db import (
+    created_nothing,
+    dump,
+    execute,
+    hold_write_lock,
+    is_postgresql,
+    query,
+    script,
+    settled_digest,
+)
 
 
-def digest(path):
-    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
-
-
-def test_reading_a_missing_db_creates_nothing(tmp_path):
-    store = ss.StateStore(str(tmp_path / 'state' / 'x.db'))
+def test_reading_a_missing_db_creates_nothing(state_db):
+    store = ss.StateStore(state_db)
     assert store.servers() == [] and store.changes() == [] and store.load_snapshot('inventory') == (None, None)
-    assert not (tmp_path / 'state').exists()
+    assert store.schema_version() is None
+    assert created_nothing(state_db)
 
 
-def test_reading_never_writes(tmp_path):
-    path = str(tmp_path / 'x.db')
-    store = ss.StateStore(path)
+def test_reading_never_writes(state_db):
+    store = ss.StateStore(state_db)
     with store.writing() as conn:
         store.upsert_servers(conn, [dict(name='a', vmid=100, role='web')], 'test')
     store.engine.dispose()
-    before = digest(path)
-    reader = ss.StateStore(path)
+    before = settled_digest(state_db)
+    reader = ss.StateStore(state_db)
     assert [r['role'] for r in reader.servers()] == ['web']
     reader.changes()
     reader.preview_servers([dict(name='a', vmid=100, role='db')])
     reader.engine.dispose()
-    assert digest(path) == before
+    assert settled_digest(state_db) == before
 
 
-def test_upsert_creates_updates_and_logs(tmp_path):
-    store = ss.StateStore(str(tmp_path / 'x.db'))
+def test_upsert_creates_updates_and_logs(state_db):
+    store = ss.StateStore(state_db)
     with store.writing() as conn:
         plan = store.upsert_servers(conn, [dict(name='a', vmid=100, node='pve1', role='web'),
                                            dict(name='planned', role='db')], 'test')
@@ -57,8 +65,8 @@ def test_upsert_creates_updates_and_logs(tmp_path):
     assert all(c['actor'] for c in store.changes())
 
 
-def test_none_never_blanks_a_known_fact(tmp_path):
-    store = ss.StateStore(str(tmp_path / 'x.db'))
+def test_none_never_blanks_a_known_fact(state_db):
+    store = ss.StateStore(state_db)
     with store.writing() as conn:
         store.upsert_servers(conn, [dict(name='a', vmid=100, ip_address='10.0.0.1', role='web')], 'test')
     with store.writing() as conn:
@@ -69,8 +77,8 @@ def test_none_never_blanks_a_known_fact(tmp_path):
     assert plan.results[0][2] == {'status': 'stopped'}
 
 
-def test_mark_missing_keeps_row_and_role(tmp_path):
-    store = ss.StateStore(str(tmp_path / 'x.db'))
+def test_mark_missing_keeps_row_and_role(state_db):
+    store = ss.StateStore(state_db)
     with store.writing() as conn:
         store.upsert_servers(conn, [dict(name='a', vmid=100, role='web'), dict(name='b', vmid=101, role='db')], 't')
     with store.writing() as conn:
@@ -86,9 +94,9 @@ def test_mark_missing_keeps_row_and_role(tmp_path):
     assert b['present'] is True and b['absent_since'] is None and b['role'] == 'db'
 
 
-def _legacy(path):
-    conn = sqlite3.connect(path)
-    conn.executescript('''
+def _legacy(db):
+    """The original app's DB, with a datastores table."""
+    sql = '''
         CREATE TABLE servers (id INTEGER PRIMARY KEY, name VARCHAR(100) UNIQUE NOT NULL, vmid INTEGER,
             status VARCHAR(20), ip_address VARCHAR(50), role VARCHAR(50), cpu INTEGER, memory INTEGER,
             os_type VARCHAR(50), created_at DATETIME, updated_at DATETIME);
@@ -98,14 +106,15 @@ def _legacy(path):
             size BIGINT DEFAULT 0, used BIGINT DEFAULT 0, available BIGINT DEFAULT 0, content TEXT,
             enabled BOOLEAN DEFAULT TRUE, is_default_hdd BOOLEAN DEFAULT FALSE, is_default_ssd BOOLEAN DEFAULT FALSE,
             is_system_default BOOLEAN DEFAULT FALSE, created_at DATETIME, updated_at DATETIME);
-        INSERT INTO datastores (id, name, type, size, is_default_hdd) VALUES ('local-lvm', 'local-lvm', 'lvmthin', 100, 1);
-    ''')
-    conn.commit()
-    conn.close()
+        INSERT INTO datastores (id, name, type, size, is_default_hdd) VALUES ('local-lvm', 'local-lvm', 'lvmthin', 100, TRUE);
+    '''
+    if not is_postgresql(db):
+        os.makedirs(os.path.dirname(db), exist_ok=True)
+    script(db, sql)
 
 
-def test_v1_db_of_the_original_app_upgrades_in_place_with_no_row_lost(tmp_path):
-    path = str(tmp_path / 'legacy.db')
+def test_v1_db_of_the_original_app_upgrades_in_place_with_no_row_lost(state_db):
+    path = state_db
     _legacy(path)
     store = ss.StateStore(path)
     assert store.schema_version() == 1
@@ -116,9 +125,9 @@ def test_v1_db_of_the_original_app_upgrades_in_place_with_no_row_lost(tmp_path):
     assert set(rows) == {'test', 'test-2'}
     assert rows['test']['ip_address'] == '10.0.0.7' and rows['test']['role'] == 'web'
     assert rows['test-2']['vmid'] == 102 and rows['test-2']['memory'] == 1024
-    assert store.schema_version() == state_db.SCHEMA_VERSION
-    conn = sqlite3.connect(path)
-    assert conn.execute('SELECT id, is_default_hdd, shared FROM datastores').fetchall() == [('local-lvm', 1, 0)]
+    assert store.schema_version() == sdb.SCHEMA_VERSION
+    assert [(r['id'], r['is_default_hdd'], r['shared']) for r in query(path, 'SELECT * FROM datastores')] == [
+        ('local-lvm', 1, 0)]
     # names are no longer unique: two guests named worker fit
     with store.writing() as conn2:
         store.upsert_servers(conn2, [dict(name='worker', vmid=110), dict(name='worker', vmid=111)], 'test')
@@ -126,26 +135,25 @@ def test_v1_db_of_the_original_app_upgrades_in_place_with_no_row_lost(tmp_path):
     assert_one_row_per_name_without_vmid(path)
 
 
-def assert_one_row_per_name_without_vmid(path):
-    conn = sqlite3.connect(path)
-    row = "INSERT INTO servers (name, vmid, present, created_at, updated_at) VALUES ('twin', %s, 1, '', '')"
-    conn.execute(row % 'NULL')
-    conn.execute(row % '300')
-    conn.execute(row % '301')  # guests sharing a name, each with its vmid, fit
-    with pytest.raises(sqlite3.IntegrityError, match='UNIQUE constraint failed: servers.name'):
-        conn.execute(row % 'NULL')
-    conn.close()
+def assert_one_row_per_name_without_vmid(db):
+    row = ("INSERT INTO servers (name, vmid, present, created_at, updated_at) "
+           "VALUES ('twin', %s, TRUE, '2026-01-01', '2026-01-01')")
+    execute(db, row % 'NULL')
+    execute(db, row % '300')
+    execute(db, row % '301')  # guests sharing a name, each with its vmid, fit
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation),
+                       match='UNIQUE constraint failed: servers.name|"ux_servers_name_no_vmid"'):
+        execute(db, row % 'NULL')
 
 
-def test_a_new_db_holds_one_row_per_name_without_vmid(tmp_path):
-    path = str(tmp_path / 'x.db')
-    with ss.StateStore(path).writing():
+def test_a_new_db_holds_one_row_per_name_without_vmid(state_db):
+    with ss.StateStore(state_db).writing():
         pass
-    assert_one_row_per_name_without_vmid(path)
+    assert_one_row_per_name_without_vmid(state_db)
 
 
-def test_newer_schema_is_refused(tmp_path):
-    path = str(tmp_path / 'x.db')
+def test_newer_schema_is_refused(state_db):
+    path = state_db
     store = ss.StateStore(path)
     with store.writing() as conn:
         conn.execute(state_schema.meta_table.update().values(value='99'))
@@ -153,23 +161,20 @@ def test_newer_schema_is_refused(tmp_path):
         ss.StateStore(path).servers()
 
 
-def test_locked_db_is_a_clear_error_and_nothing_changes(tmp_path, monkeypatch):
-    path = str(tmp_path / 'x.db')
-    store = ss.StateStore(path)
+def test_locked_db_is_a_clear_error_and_nothing_changes(state_db, monkeypatch):
+    store = ss.StateStore(state_db)
     with store.writing() as conn:
         store.upsert_servers(conn, [dict(name='a', vmid=100, role='web')], 'test')
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute('BEGIN IMMEDIATE')
-    try:
-        monkeypatch.setenv(state_db.BUSY_TIMEOUT_ENV, '1')
-        other = ss.StateStore(path)
+    with hold_write_lock(state_db):
+        monkeypatch.setenv(sdb.BUSY_TIMEOUT_ENV, '1')
+        other = ss.StateStore(state_db)
         with pytest.raises(StateStoreError) as err:
             with other.writing() as conn:
                 other.upsert_servers(conn, [dict(name='a', vmid=100, role='db')], 'test')
-        assert 'locked' in str(err.value) and 'PROXMOX_MANAGER_DB_TIMEOUT' in str(err.value)
-    finally:
-        holder.execute('ROLLBACK')
-        holder.close()
+    msg = str(err.value)
+    assert msg.startswith('Cannot write the state DB %s: ' % sdb.display(state_db)), msg
+    assert ('database is locked' if not is_postgresql(state_db) else 'lock timeout') in msg
+    assert 'Another run held the database for more than 1s (PROXMOX_MANAGER_DB_TIMEOUT).' in msg
     assert store.servers()[0]['role'] == 'web'
 
 
@@ -210,46 +215,42 @@ def test_a_bad_url_or_a_missing_driver_is_one_message_without_the_password(url, 
         assert 'secret' not in msg
 
 
-def test_a_schema_version_that_is_not_a_number_is_refused_by_name(tmp_path):
-    path = str(tmp_path / 'x.db')
-    with ss.StateStore(path).writing():
+def test_a_schema_version_that_is_not_a_number_is_refused_by_name(state_db):
+    with ss.StateStore(state_db).writing():
         pass
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE pm_meta SET value = 'abc' WHERE key = 'schema_version'")
-    conn.commit()
-    before = list(conn.iterdump())
+    execute(state_db, "UPDATE pm_meta SET value = 'abc' WHERE key = 'schema_version'")
+    before = dump(state_db)
     for call in (lambda s: s.servers(), lambda s: s.schema_version(), lambda s: s.writing().__enter__()):
-        with pytest.raises(StateStoreError, match="Cannot read the state DB %s: its pm_meta table holds "
-                                                  "schema_version 'abc'" % path):
-            call(ss.StateStore(path))
-    assert list(conn.iterdump()) == before
-    conn.close()
+        with pytest.raises(StateStoreError) as err:
+            call(ss.StateStore(state_db))
+        assert str(err.value).startswith("Cannot read the state DB %s: its pm_meta table holds schema_version 'abc'"
+                                         % sdb.display(state_db)), str(err.value)
+    assert dump(state_db) == before
 
 
 def test_a_busy_timeout_that_is_not_a_number_is_named(monkeypatch):
-    monkeypatch.setenv(state_db.BUSY_TIMEOUT_ENV, 'soon')
+    monkeypatch.setenv(sdb.BUSY_TIMEOUT_ENV, 'soon')
     with pytest.raises(StateStoreError, match="PROXMOX_MANAGER_DB_TIMEOUT='soon' is not a whole number"):
         ss.StateStore('/nonexistent/x.db')
 
 
-def test_the_recorded_view_is_never_recorded_into_a_missing_db(tmp_path):
+def test_the_recorded_view_is_never_recorded_into_a_missing_db(state_db):
     from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view
-    path = str(tmp_path / 'state' / 'x.db')
-    assert recorded_view.record(path, 'inventory@pve:8006', [dict(host='a')]) is False
-    assert not (tmp_path / 'state').exists()
+    assert recorded_view.record(state_db, 'inventory@pve:8006', [dict(host='a')]) is False
+    assert created_nothing(state_db)
 
 
-def test_the_recorded_view_is_written_only_when_it_changed(tmp_path):
+def test_the_recorded_view_is_written_only_when_it_changed(state_db):
     from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view
-    path = str(tmp_path / 'x.db')
+    path = state_db
     with ss.StateStore(path).writing():
         pass
     name = 'inventory@pve:8006'
     assert recorded_view.record(path, name, [dict(host='a', vmid=100)]) is True
     taken_at = recorded_view.last_view(path, name).taken_at
-    before = digest(path)
+    before = settled_digest(path)
     assert recorded_view.record(path, name, [dict(host='a', vmid=100)]) is False
-    assert digest(path) == before and recorded_view.last_view(path, name).taken_at == taken_at
+    assert settled_digest(path) == before and recorded_view.last_view(path, name).taken_at == taken_at
     assert recorded_view.record(path, name, [dict(host='a', vmid=100, status='stopped')]) is True
     assert recorded_view.last_view(path, name).records == [dict(host='a', vmid=100, status='stopped')]
     # the state store (other databases) keeps the same rule
@@ -260,14 +261,12 @@ def test_the_recorded_view_is_written_only_when_it_changed(tmp_path):
     assert store.load_snapshot(name)[1] == [dict(host='b')]
 
 
-def test_writing_without_create_neither_creates_nor_upgrades(tmp_path):
-    path = str(tmp_path / 'state' / 'x.db')
-    with ss.StateStore(path).writing(create=False) as conn:
+def test_writing_without_create_neither_creates_nor_upgrades(state_db):
+    with ss.StateStore(state_db).writing(create=False) as conn:
         assert conn is None
-    assert not (tmp_path / 'state').exists()
-    legacy = str(tmp_path / 'legacy.db')
-    _legacy(legacy)
-    before = digest(legacy)
-    with ss.StateStore(legacy).writing(create=False) as conn:
+    assert created_nothing(state_db)
+    _legacy(state_db)
+    before = settled_digest(state_db)
+    with ss.StateStore(state_db).writing(create=False) as conn:
         assert conn is None
-    assert digest(legacy) == before
+    assert settled_digest(state_db) == before

@@ -1,0 +1,7 @@
+# -*- coding: utf-8 -*-
+"""server_role runs with its config repo and role catalog resolved on the controller (plugin_utils/module_action.py)."""
+from ansible_collections.proxmox_manager.core.plugins.plugin_utils.module_action import ModuleAction
+
+
+class ActionModule(ModuleAction):
+    ROLE_CATALOG = True
