@@ -55,8 +55,8 @@ options:
     description:
       - The Terraform variables file that declares the servers.
       - Defaults to C(terraform/terraform.tfvars.json) of the config repo (O(project_dir)); a missing file there
-        means no server is declared yet.
-    type: path
+        means no server is declared yet. A relative path is the config repo's too.
+    type: str
     env:
       - name: PROXMOX_MANAGER_TFVARS
   state_db:
@@ -72,7 +72,7 @@ options:
         directory of this inventory file, nor the installed collection).
       - Defaults to the directory of the C(ansible.cfg) in use unless that is C(~/.ansible.cfg) or
         C(/etc/ansible/ansible.cfg), else the current directory.
-    type: path
+    type: str
     env:
       - name: PROXMOX_MANAGER_PROJECT_DIR
   allow_empty_cluster:

@@ -25,14 +25,19 @@ ROLES_DIR = 'roles'
 _SHARED_CONFIGS = ('~/.ansible.cfg', '/etc/ansible/ansible.cfg')
 
 
-def project_dir(config_file=None):
+def project_dir(config_file=None, environ=None):
     """The config repo's directory, absolute. `config_file` is the ansible.cfg in use (controller only)."""
-    chosen = os.environ.get(PROJECT_DIR_ENV)
+    chosen = (os.environ if environ is None else environ).get(PROJECT_DIR_ENV)
     if not chosen and config_file:
         shared = [os.path.realpath(os.path.expanduser(path)) for path in _SHARED_CONFIGS]
         if os.path.realpath(config_file) not in shared:
             chosen = os.path.dirname(config_file)
     return os.path.abspath(os.path.expanduser(chosen or os.getcwd()))
+
+
+def choose(option, config_file=None, environ=None):
+    """The config repo: the project_dir option when given, else project_dir(); absolute either way."""
+    return resolve(option) if option else project_dir(config_file, environ)
 
 
 def resolve(path, project=None):

@@ -15,11 +15,13 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
 from ansible_collections.proxmox_manager.core.plugins.module_utils.state_db import check_not_a_directory, error
 
 
+NOT_SQLITE = 'state backup copies SQLite files only; back %s up with its own tools (pg_dump for PostgreSQL).'
+
+
 def backup(store, directory=None):
     """Copy the DB of `store` (a StateStore) into `directory`, default backups/ beside it; returns the copy's path."""
     if store.path is None:
-        raise StateStoreError('state backup copies SQLite files only; back %s up with its own tools '
-                              '(pg_dump for PostgreSQL).' % store.display_url)
+        raise StateStoreError(NOT_SQLITE % store.display_url)
     if not store.exists:
         raise StateStoreError('There is no state DB at %s to back up yet.' % store.path)
     check_not_a_directory(store.path, 'back up')

@@ -114,8 +114,7 @@ class ProxmoxManagerModule(AnsibleModule):
         if self.params.get('backup') and not self.check_mode and self.store.exists:
             if apply(True)[0]:
                 if self.store.path is None:
-                    self.warn('No backup taken of %s: backup copies a SQLite state DB only; back another database up '
-                              'with its own tools (pg_dump).' % self.store.display_url)
+                    self.warn('No backup taken: %s' % (db_backup.NOT_SQLITE % self.store.display_url))
                 else:
                     result['backup_file'] = db_backup.backup(self.store, self.params.get('backup_dir'))
         changed, payload, diff = apply(self.check_mode)

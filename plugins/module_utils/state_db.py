@@ -42,12 +42,13 @@ _CI_CHECKOUTS = ('GITHUB_WORKSPACE', 'CI_PROJECT_DIR')
 def throwaway_warning(url, environ):
     """What to say when a CI job writes a SQLite state DB inside its own checkout, else None.
 
-    The next job starts from an empty DB there, so an apply records nothing that lasts.
+    The next job starts from an empty DB there, so an apply records nothing that lasts. Other CI systems may
+    keep their workspace between jobs, so without a checkout variable nothing is said.
     """
     path = sqlite_path(url)
     if path is None or environ.get('CI', '').lower() not in ('true', '1', 'yes'):
         return None
-    checkouts = [os.path.realpath(environ[name]) for name in _CI_CHECKOUTS if environ.get(name)] or [os.getcwd()]
+    checkouts = [os.path.realpath(environ[name]) for name in _CI_CHECKOUTS if environ.get(name)]
     real = os.path.realpath(path)
     if not any(real == top or real.startswith(top.rstrip(os.sep) + os.sep) for top in checkouts):
         return None

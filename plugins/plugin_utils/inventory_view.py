@@ -38,7 +38,7 @@ _DECLARED_KEYS = ('cpu', 'memory', 'disks', 'network_devices')
 
 def in_config_repo(options, config_file):
     """The plugin's options with the config repo worked out (config_repo) and the state DB's URL in it."""
-    project = config_repo.resolve(options.get('project_dir') or config_repo.project_dir(config_file))
+    project = config_repo.choose(options.get('project_dir'), config_file)
     return dict(options, project_dir=project, state_db=state_db.db_url(options.get('state_db'), project))
 
 

@@ -18,7 +18,7 @@ __metaclass__ = type
 import os
 
 from ansible import constants as C
-from ansible.plugins.action import ActionBase
+from ansible.plugins.action.normal import ActionModule as NormalAction
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import config_repo
 
@@ -27,27 +27,28 @@ SHIPPED_ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.
                              config_repo.ROLES_DIR)
 
 
-def module_args(args, config_file, role_catalog=False):
-    """The module's arguments with the config repo (and the role catalog) filled in, as plain data."""
+def module_args(args, config_file, role_catalog=False, environ=None):
+    """The module's arguments with the config repo (and the role catalog) filled in, as plain data.
+
+    `environ` is what the module will see: the controller's environment with the task's `environment:`.
+    """
+    environ = os.environ if environ is None else environ
     args = dict(args)
-    if args.get('project_dir') is None:
-        args['project_dir'] = config_repo.project_dir(config_file)
-    if role_catalog and not args.get('roles_path') and not os.environ.get(config_repo.ROLES_ENV):
-        args['roles_path'] = config_repo.role_catalog_dir(config_repo.resolve(args['project_dir']), SHIPPED_ROLES)
+    args['project_dir'] = config_repo.choose(args.get('project_dir'), config_file, environ)
+    if role_catalog and not args.get('roles_path') and not environ.get(config_repo.ROLES_ENV):
+        args['roles_path'] = config_repo.role_catalog_dir(args['project_dir'], SHIPPED_ROLES)
     return args
 
 
-class ModuleAction(ActionBase):
-    """Runs the module of the same name on the host, with module_args() when that host is the controller."""
+class ModuleAction(NormalAction):
+    """The normal action (check mode, async, cleanup), with module_args() when the module runs on the controller."""
 
     ROLE_CATALOG = False
-    _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
-        result = super(ModuleAction, self).run(tmp, task_vars)
-        args = self._task.args
         if self._connection.transport == 'local':  # elsewhere the controller's paths mean nothing
-            args = module_args(args, C.CONFIG_FILE, self.ROLE_CATALOG)
-        result.update(self._execute_module(module_name=self._task.resolved_action, module_args=args,
-                                           task_vars=task_vars))
-        return result
+            task_env = {}
+            self._compute_environment_string(task_env)
+            self._task.args = module_args(self._task.args, C.CONFIG_FILE, self.ROLE_CATALOG,
+                                          dict(os.environ, **task_env))
+        return super(ModuleAction, self).run(tmp, task_vars)

@@ -207,6 +207,18 @@ def test_drift_is_clean(route):
     assert _recap(out)['failed'] == 0
 
 
+def test_from_another_directory_with_ansible_config_the_config_repo_is_still_used(route):
+    """As a CI job runs it: ANSIBLE_CONFIG names the config repo's ansible.cfg; the current directory is elsewhere."""
+    env = dict(route['env'], ANSIBLE_CONFIG=str(route['config'] / 'ansible.cfg'))
+    graph = _run(['ansible-inventory', '--graph'], route['home'], env)
+    assert graph.returncode == 0, graph.stderr
+    assert '@role_web:' in graph.stdout and '--AI-agent' in graph.stdout
+    proc = _run(['ansible-playbook', '%s.apply' % COLLECTION], route['home'], env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert 'Roles: 0 of 3 server(s) changed.' in proc.stdout
+    assert sorted(os.listdir(route['home'])) == ['.ansible']
+
+
 def test_inventory_graph_has_the_role_groups(route):
     proc = _run(['ansible-inventory', '--graph'], route['config'], route['env'])
     assert proc.returncode == 0, proc.stderr
@@ -223,12 +235,13 @@ def test_module_defaults_group(route):
         host=double.host, port=double.port, user=double.token_user, token_id=double.token_name,
         ca_path=double.ca_path))
     env = {key: value for key, value in route['env'].items() if not key.startswith('PROXMOX_')}
-    env['MY_PVE_SECRET'] = double.token_secret
+    env.update(MY_PVE_SECRET=double.token_secret, ANSIBLE_INJECT_INVOCATION='true')  # results carry module args
     # Without PROXMOX_* the config repo's Proxmox inventory cannot parse; this play needs localhost only.
-    proc = _run(['ansible-playbook', '-i', 'localhost,', 'defaults.yml'], route['config'], env)
+    proc = _run(['ansible-playbook', '-i', 'localhost,', 'defaults.yml', '-vvv'], route['config'], env)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert 'datastores=' in proc.stdout and 'HDD-Storage' in proc.stdout
-    assert double.token_secret not in proc.stdout + proc.stderr
+    # -vvv prints every module's arguments: the secret from module_defaults stays hidden (no_log).
+    assert 'api_token_secret' in proc.stdout and double.token_secret not in proc.stdout + proc.stderr
 
 
 def test_installed_collection_verifies_and_nothing_was_written_outside(route):

@@ -162,7 +162,8 @@ def applied_postgresql(sample_double, tmp_path_factory, postgresql_server):
         first = repo.playbook('apply.yml')
         assert first.returncode == 0, first.stdout + first.stderr
         # apply.yml asks for backup: true; a PostgreSQL DB is not copied, and the apply says so.
-        assert 'No backup taken of postgresql+psycopg://' in first.stdout + first.stderr
+        assert 'No backup taken: state backup copies SQLite files only; back postgresql+psycopg://' in \
+            first.stdout + first.stderr
         yield repo, first
     finally:
         postgresql_server.drop_database(name)

@@ -746,6 +746,8 @@ def test_string_options_may_be_templates_as_the_plugins_own_example_shows(double
     # A value from the environment is taken as it is, never templated.
     env.update(PROXMOX_TOKEN_SECRET="{{ lookup('ansible.builtin.env', 'MY_PVE_SECRET') }}")
     assert_clean_failure(cli(write_config(tmp_path, api_host=double.host), env), 'HTTP 401')
+    # Nor when the file names the option without a value (null falls back to the environment).
+    assert_clean_failure(cli(write_config(tmp_path, api_host=double.host, api_token_secret=None), env), 'HTTP 401')
 
 
 def test_relative_paths_are_the_config_repos_not_the_current_directory(double, tmp_path):
@@ -764,7 +766,8 @@ def test_relative_paths_are_the_config_repos_not_the_current_directory(double, t
     with store.writing():
         pass
     store.close()
-    config = write_config(repo / 'inventory')  # tfvars_path and state_db at their defaults
+    # As the scaffold writes it: a relative tfvars_path, and state_db at its default.
+    config = write_config(repo / 'inventory', tfvars_path='terraform/terraform.tfvars.json')
     env = connection_env(double, ANSIBLE_CONFIG=str(repo / 'ansible.cfg'))
     for name in ('PROXMOX_MANAGER_DB', 'PROXMOX_MANAGER_TFVARS', 'PROXMOX_MANAGER_PROJECT_DIR'):
         env.pop(name, None)

@@ -7,7 +7,6 @@ write transactions take about half a minute.
 
 import json
 import multiprocessing
-import os
 import signal
 import subprocess
 import time

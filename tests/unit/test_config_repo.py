@@ -69,3 +69,25 @@ def test_module_args_take_the_config_repos_roles_when_it_has_them(tmp_path):
     (tmp_path / 'repo' / 'roles').mkdir(parents=True)
     args = module_action.module_args({}, str(tmp_path / 'repo' / 'ansible.cfg'), role_catalog=True)
     assert args['roles_path'] == str(tmp_path / 'repo' / 'roles')
+
+
+def test_a_relative_or_home_project_dir_is_made_absolute_on_the_controller(tmp_path):
+    assert module_action.module_args({'project_dir': 'repo'}, None)['project_dir'] == str(tmp_path / 'repo')
+    assert module_action.module_args({'project_dir': '~/repo'}, None)['project_dir'] == os.path.expanduser('~/repo')
+
+
+def test_the_tasks_environment_counts_as_the_modules_would_see_it(tmp_path):
+    """A play's `environment: {PROXMOX_MANAGER_PROJECT_DIR: ...}` still chooses the config repo."""
+    environ = {config_repo.PROJECT_DIR_ENV: str(tmp_path / 'from-task'), config_repo.ROLES_ENV: '/task/roles'}
+    args = module_action.module_args({}, str(tmp_path / 'repo' / 'ansible.cfg'), role_catalog=True, environ=environ)
+    assert args == {'project_dir': str(tmp_path / 'from-task')}
+
+
+def test_inventory_options_resolve_in_the_config_repo(tmp_path):
+    from ansible_collections.proxmox_manager.core.plugins.plugin_utils import inventory_view
+    options = inventory_view.in_config_repo({'project_dir': None, 'state_db': None}, str(tmp_path / 'r' / 'ansible.cfg'))
+    assert options['project_dir'] == str(tmp_path / 'r')
+    assert options['state_db'] == 'sqlite:///%s' % (tmp_path / 'r' / 'state' / 'proxmox_manager.db')
+    url = 'postgresql+psycopg://u@h/db'
+    assert inventory_view.in_config_repo({'project_dir': 'x', 'state_db': url}, None) == {
+        'project_dir': str(tmp_path / 'x'), 'state_db': url}
