@@ -215,9 +215,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # As community.proxmox does: api_token_secret: "{{ lookup('ansible.builtin.env', ...) }}" works.
         # Only the values written in this file are templated; one from the environment is taken as it is.
         options = self.get_options()
-        for name, value in written.items():
-            value = options.get(name) if value is not None else None  # a null in the file falls back to the env
-            if isinstance(value, str) and self.templar.is_template(value):
+        for name, in_file in written.items():
+            value = options.get(name)
+            # A null in the file leaves the option to the environment, whose values are never templates.
+            if in_file is not None and isinstance(value, str) and self.templar.is_template(value):
                 options[name] = self.templar.template(value)
         return options
 
