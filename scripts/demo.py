@@ -8,10 +8,16 @@ The seeds' case: AI-agent is live and declared, but the old state DB only
 knows `test` and `test-2`. Everything it writes stays under .double/: a
 scratch state DB (never the repo's state/*.db) and the Terraform vars file
 (never the committed terraform/datastores.auto.tfvars.json).
+
+Then two clusters in one config repo (docs/clusters.md): a second double, `lab`,
+whose web-01 shares the name and the vmid of the sample's; the secrets come from
+PROXMOX_<NAME>_* variables only. The lab double is stopped halfway: the inventory
+serves lab from its recorded view while demo stays live, and apply refuses to run.
 """
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -34,12 +40,14 @@ def banner(text):
     print('\n\033[1m== %s\033[0m' % text, flush=True)
 
 
-def run(args, expect_fail=False, show=True):
-    print('$ %s' % ' '.join(args), flush=True)
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+def run(args, expect_fail=False, show=True, cwd=ROOT):
+    print('$ %s' % ' '.join(os.path.basename(a) if a.startswith(BIN) else a for a in args), flush=True)
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
     out = (proc.stdout + proc.stderr).strip()
     if show and out:
         print(out)
+    elif proc.stderr.strip():
+        print(proc.stderr.strip())  # the warnings of a run whose output is shown as a table
     if (proc.returncode != 0) != expect_fail:
         print('demo: unexpected exit %d from %s' % (proc.returncode, args[0]), file=sys.stderr)
         if not show:
@@ -48,19 +56,21 @@ def run(args, expect_fail=False, show=True):
     return proc.stdout
 
 
-def start_double():
+def start_double(scenario='sample', info=INFO, cert_dir=None):
+    """The double of a scenario; `cert_dir` keeps its CA after it stops, as a real cluster's CA file stays."""
     os.makedirs(WORK, exist_ok=True)
-    if os.path.exists(INFO):
-        os.remove(INFO)
+    if os.path.exists(info):
+        os.remove(info)
     proc = subprocess.Popen([sys.executable, '-m', 'tests.pve_double', '--scenario',
-                             'tests/pve_double/scenarios/sample.yml', '--info-file', INFO],
+                             'tests/pve_double/scenarios/%s.yml' % scenario, '--info-file', info]
+                            + (['--cert-dir', cert_dir] if cert_dir else []),
                             cwd=ROOT, stdout=subprocess.DEVNULL)
     deadline = time.time() + 30
-    while not os.path.exists(INFO):
+    while not os.path.exists(info):
         if proc.poll() is not None or time.time() > deadline:
             sys.exit('demo: the Proxmox API double did not start')
         time.sleep(0.1)
-    with open(INFO) as handle:
+    with open(info) as handle:
         return proc, json.load(handle)
 
 
@@ -106,6 +116,126 @@ def role_groups(graph):
         if keep:
             out.append(line)
     return '\n'.join(out)
+
+
+def table_of(inventory_json, columns):
+    """The hosts of `ansible-inventory --list` as rows of the given hostvars."""
+    hostvars = json.loads(inventory_json)['_meta']['hostvars']
+    rows = [('HOST',) + tuple(c.upper() for c in columns)]
+    rows += [(host,) + tuple(plain(hostvars[host].get(c)) for c in columns) for host in sorted(hostvars)]
+    widths = [max(len(str(r[i] if r[i] is not None else '-')) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print('  '.join(str(c if c is not None else '-').ljust(w) for c, w in zip(row, widths)))
+
+
+# The second config repo: two clusters, declared once in its inventory file; no secret in any file.
+CLUSTERS_REPO = os.path.join(WORK, 'clusters')
+CLUSTERS_FILES = {
+    'ansible.cfg': """[defaults]
+inventory = inventory/proxmox.yml
+collections_path = %s
+interpreter_python = auto_silent
+
+[inventory]
+enable_plugins = proxmox_manager.core.proxmox, ansible.builtin.host_list
+unparsed_is_failed = true
+""" % os.path.join(ROOT, 'collections'),
+    'state/roles.yml': """servers:
+  AI-agent:
+    role: web
+  # web-01 is in both clusters: say which, by its host name or with cluster:
+  web-01.demo:
+    role: web
+  web-01:
+    role: java
+    cluster: lab
+  lab-ci:
+    role: java
+""",
+    'state/datastores.yml': """default_hdd: local-lvm
+default_ssd: ssd-pool
+clusters:
+  lab:
+    default_ssd: lab-ssd
+""",
+}
+
+
+def clusters_repo(demo, lab):
+    """Write the two-cluster config repo; the environment holds each cluster's user, token and secret."""
+    if os.path.exists(CLUSTERS_REPO):
+        shutil.rmtree(CLUSTERS_REPO)
+    for name, text in CLUSTERS_FILES.items():
+        os.makedirs(os.path.dirname(os.path.join(CLUSTERS_REPO, name)), exist_ok=True)
+        with open(os.path.join(CLUSTERS_REPO, name), 'w') as handle:
+            handle.write(text)
+    entries = []
+    for name, info, tfvars in (('demo', demo, 'terraform/terraform.tfvars.json'),
+                               ('lab', lab, 'tests/pve_double/scenarios/lab.tfvars.json')):
+        # Each cluster's tfvars at its default place, terraform/<name>/, where its datastore defaults land too.
+        os.makedirs(os.path.join(CLUSTERS_REPO, 'terraform', name))
+        shutil.copy(os.path.join(ROOT, tfvars), os.path.join(CLUSTERS_REPO, 'terraform', name, 'terraform.tfvars.json'))
+        entries.append('  %s:\n    api_host: %s\n    api_port: %s\n    ca_path: %s\n'
+                       % (name, info['host'], info['port'], info['ca_path']))
+    os.makedirs(os.path.join(CLUSTERS_REPO, 'inventory'))
+    with open(os.path.join(CLUSTERS_REPO, 'inventory', 'proxmox.yml'), 'w') as handle:
+        handle.write('plugin: proxmox_manager.core.proxmox\nclusters:\n' + ''.join(entries))
+    env = dict((key, value) for key, value in os.environ.items() if not key.startswith('PROXMOX_'))
+    for name, info in (('DEMO', demo), ('LAB', lab)):
+        env.update({'PROXMOX_%s_USER' % name: info['token_id'].split('!')[0],
+                    'PROXMOX_%s_TOKEN_ID' % name: info['token_id'],
+                    'PROXMOX_%s_TOKEN_SECRET' % name: info['token_secret']})
+    env.update(ANSIBLE_CONFIG=os.path.join(CLUSTERS_REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    return env
+
+
+def run_in(env, args, expect_fail=False, show=True):
+    """run() in the two-cluster config repo, with its environment."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        return run(args, expect_fail=expect_fail, show=show, cwd=CLUSTERS_REPO)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def two_clusters(inventory, playbook):
+    banner('Two clusters in one config repo: a second double, lab; web-01 (vmid 101) is in both')
+    demo_proc, demo = start_double('sample', os.path.join(WORK, 'demo-cluster.json'),
+                                   os.path.join(WORK, 'demo-cluster-ca'))
+    lab_proc, lab = start_double('lab', os.path.join(WORK, 'lab-cluster.json'), os.path.join(WORK, 'lab-cluster-ca'))
+    try:
+        env = clusters_repo(demo, lab)
+        with open(os.path.join(CLUSTERS_REPO, 'inventory', 'proxmox.yml')) as handle:
+            print('--- inventory/proxmox.yml (the secrets are PROXMOX_DEMO_* and PROXMOX_LAB_* variables)')
+            print(handle.read().strip())
+        print('--- state/roles.yml')
+        print(CLUSTERS_FILES['state/roles.yml'].strip())
+
+        banner('Validate and apply: every cluster in one run, each written in its own call')
+        run_in(env, [playbook, 'proxmox_manager.core.validate'])
+        run_in(env, [playbook, 'proxmox_manager.core.apply'])
+        banner('Drift, with a CLUSTER column')
+        run_in(env, [playbook, 'proxmox_manager.core.drift'])
+
+        banner('The inventory of both clusters: pve_cluster, cluster_<name> groups, web-01.demo and web-01.lab')
+        out = run_in(env, [inventory, '--list'], show=False)
+        table_of(out, ('pve_cluster', 'pve_vmid', 'pve_source', 'pve_role'))
+
+        banner('The lab cluster goes down halfway')
+        lab_proc.terminate()
+        lab_proc.wait(timeout=10)
+        out = run_in(env, [inventory, '--list'], show=False)
+        table_of(out, ('pve_cluster', 'pve_vmid', 'pve_source', 'pve_role'))
+        banner('Apply refuses: it cannot validate against a cluster it cannot see, and writes nothing')
+        run_in(env, [playbook, 'proxmox_manager.core.apply'], expect_fail=True)
+    finally:
+        for proc in (demo_proc, lab_proc):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
 
 
 def typo_copy():
@@ -172,6 +302,8 @@ def main():
         proc.terminate()
         proc.wait(timeout=10)
         banner('Stopped the double. Scratch files: %s, %s' % (os.path.relpath(DB, ROOT), TF_VARS))
+    two_clusters(inventory, playbook)
+    banner('Stopped both doubles. Scratch config repo: %s' % os.path.relpath(CLUSTERS_REPO, ROOT))
 
 
 if __name__ == '__main__':

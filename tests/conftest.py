@@ -20,6 +20,9 @@ from tests.pve_double import DoubleServer, load_scenario  # noqa: E402
 
 SAMPLE = ROOT / 'tests' / 'pve_double' / 'scenarios' / 'sample.yml'
 SAMPLE_TFVARS = ROOT / 'terraform' / 'terraform.tfvars.json'
+# A second cluster, `lab`: its web-01 shares the name and the vmid of the sample's web-01.
+LAB = ROOT / 'tests' / 'pve_double' / 'scenarios' / 'lab.yml'
+LAB_TFVARS = ROOT / 'tests' / 'pve_double' / 'scenarios' / 'lab.tfvars.json'
 BIN = Path(sys.executable).parent
 
 
@@ -61,6 +64,43 @@ def sample_cluster():
 def double(sample_cluster):
     with DoubleServer(sample_cluster) as server:
         yield server
+
+
+@pytest.fixture
+def lab_double():
+    """The second cluster, `lab` (the sample cluster of `double` is `demo`)."""
+    yield from _serve(LAB)
+
+
+def _serve(scenario):
+    with DoubleServer(load_scenario(scenario)) as server:
+        yield server
+
+
+@pytest.fixture(scope='module')
+def sample_double():
+    """The sample cluster for a whole test module whose tests change nothing of it."""
+    yield from _serve(SAMPLE)
+
+
+@pytest.fixture(scope='module')
+def lab_module_double():
+    """The lab cluster for a whole test module whose tests change nothing of it."""
+    yield from _serve(LAB)
+
+
+@pytest.fixture
+def lab_tfvars(tmp_path):
+    """A copy of the lab cluster's tfvars the test may edit."""
+    path = tmp_path / 'lab.tfvars.json'
+    path.write_text(LAB_TFVARS.read_text())
+    return path
+
+
+def clusters_mapping(**doubles_and_tfvars):
+    """The `clusters` mapping of an inventory file for {name: (double, tfvars path)}, secrets included."""
+    return dict((name, dict(connection_options(double), tfvars_path=str(path)))
+                for name, (double, path) in doubles_and_tfvars.items())
 
 
 @pytest.fixture
@@ -147,6 +187,18 @@ def sqlite_db(tmp_path):
     return str(tmp_path / 'state' / 'proxmox_manager.db')
 
 
+@pytest.fixture
+def existing_db(sqlite_db):
+    """A state DB made the way the modules make it: the inventory records its views only into an existing one."""
+    from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
+
+    store = StateStore(sqlite_db)
+    with store.writing():
+        pass
+    store.close()
+    return sqlite_db
+
+
 @pytest.fixture(params=['sqlite', 'postgresql'])
 def state_db(request):
     """The state DB option of a test, which runs once on each database: a SQLite path not created yet, or the
@@ -220,6 +272,7 @@ def run_module(module, args, check_mode=False, diff=False):
     # A module runs outside the controller: its warnings go to the result, not to the display.
     # Any test that imported controller code (the inventory plugin's) flipped this flag.
     orig_controller, _internal.is_controller = _internal.is_controller, False
+    cwd = os.getcwd()  # a module enters its project_dir, as its own process would; this process stays put
     try:
         mod.main()
     except SystemExit:
@@ -227,6 +280,7 @@ def run_module(module, args, check_mode=False, diff=False):
     finally:
         basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json = orig_exit, orig_fail
         _internal.is_controller = orig_controller
+        os.chdir(cwd)
     if captured.get('failed'):
         raise ModuleFailed(captured)
     return captured
@@ -237,6 +291,39 @@ def run_ansible(args, env, cwd=ROOT, timeout=300):
     proc = subprocess.run([str(BIN / args[0])] + list(args[1:]), cwd=str(cwd), env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
     return proc
+
+
+def adhoc_cmd(module, args):
+    """`ansible localhost -m proxmox_manager.core.<module> -a <args>`, the action plugin included; -i localhost,
+    keeps the repo's proxmox inventory from calling the double."""
+    return [str(BIN / 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
+            '-e', 'ansible_python_interpreter=%s' % (BIN / 'python'),
+            '-m', 'proxmox_manager.core.%s' % module] + (['-a', json.dumps(args)] if args else [])
+
+
+def adhoc_result(stdout):
+    """The module result from `localhost | CHANGED => {...}`."""
+    _head, sep, body = stdout.partition('=>')
+    assert sep, stdout
+    return json.loads(body[:body.rindex('}') + 1])
+
+
+def run_adhoc(module, args, env, timeout=180):
+    """Run adhoc_cmd() from the repo root; (process, the module's result)."""
+    proc = subprocess.run(adhoc_cmd(module, args), cwd=str(ROOT), env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    assert '=>' in proc.stdout, proc.stdout + proc.stderr
+    return proc, adhoc_result(proc.stdout)
+
+
+@pytest.fixture
+def warned(monkeypatch):
+    """The warnings modules emit in-process (Ansible routes them differently on a controller)."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    seen = []
+    monkeypatch.setattr(AnsibleModule, 'warn', lambda self, warning, **kw: seen.append(warning))
+    return seen
 
 
 @pytest.fixture

@@ -20,6 +20,54 @@ LEGACY_SCHEMA = '''
 '''
 
 
+# This collection's first layout (v2, release 0.1.0): one cluster per DB, servers keyed by vmid alone.
+V2_SCHEMA = '''
+    CREATE TABLE pm_meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO pm_meta (key, value) VALUES ('schema_version', '2');
+    CREATE TABLE servers (id INTEGER PRIMARY KEY, name VARCHAR(253) NOT NULL, vmid INTEGER UNIQUE,
+        node VARCHAR(64), type VARCHAR(8), status VARCHAR(32), ip_address VARCHAR(64), role VARCHAR(64), cpu INTEGER,
+        memory INTEGER, os_type VARCHAR(64), source VARCHAR(16), present BOOLEAN NOT NULL DEFAULT TRUE,
+        absent_since DATETIME, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL);
+    CREATE INDEX ix_servers_name ON servers (name);
+    CREATE UNIQUE INDEX ux_servers_name_no_vmid ON servers (name) WHERE vmid IS NULL;
+    CREATE TABLE datastores (id VARCHAR(100) PRIMARY KEY, name VARCHAR(100) NOT NULL, type VARCHAR(50) NOT NULL,
+        size BIGINT DEFAULT 0, used BIGINT DEFAULT 0, available BIGINT DEFAULT 0, content TEXT,
+        enabled BOOLEAN DEFAULT TRUE, shared BOOLEAN DEFAULT FALSE, nodes TEXT, is_default_hdd BOOLEAN DEFAULT FALSE,
+        is_default_ssd BOOLEAN DEFAULT FALSE, is_system_default BOOLEAN DEFAULT FALSE, created_at DATETIME,
+        updated_at DATETIME);
+    CREATE TABLE change_log (id INTEGER PRIMARY KEY, at DATETIME NOT NULL, entity VARCHAR(16) NOT NULL,
+        key VARCHAR(253) NOT NULL, field VARCHAR(64) NOT NULL, old TEXT, new TEXT, actor VARCHAR(128),
+        git_commit VARCHAR(64), tool VARCHAR(64));
+    CREATE TABLE view_snapshots (name VARCHAR(64) PRIMARY KEY, taken_at DATETIME NOT NULL, payload TEXT NOT NULL);
+    INSERT INTO servers (name, vmid, node, role, present, created_at, updated_at) VALUES
+        ('web-01', 101, 'pve1', 'web', TRUE, '2026-11-01 10:00:00', '2026-11-01 10:00:00'),
+        ('planned', NULL, NULL, 'db', TRUE, '2026-11-01 10:00:00', '2026-11-01 10:00:00'),
+        ('gone', 150, 'pve2', 'was', FALSE, '2026-11-01 10:00:00', '2026-11-02 10:00:00');
+    INSERT INTO datastores (id, name, type, content, is_default_hdd) VALUES
+        ('local-lvm', 'local-lvm', 'lvmthin', 'images,rootdir', TRUE);
+    INSERT INTO change_log (at, entity, key, field, old, new, actor, tool) VALUES
+        ('2026-11-01 10:00:00', 'server', 'web-01 (vmid 101)', 'role', NULL, 'web', 'ci', 'server_role');
+'''
+
+
+def v2_db(path, extra=''):
+    """Write a DB of the v2 layout at path (replacing any DB there): three servers, one datastore, one log entry."""
+    _empty(path)
+    script(path, V2_SCHEMA + extra)
+
+
+def _empty(path):
+    if is_postgresql(path):
+        with _pg_connect(path) as conn:
+            conn.execute('DROP SCHEMA public CASCADE')
+            conn.execute('CREATE SCHEMA public')
+    else:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        for suffix in ('', '-wal', '-shm'):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+
+
 def is_postgresql(db):
     return db.startswith('postgresql')
 
@@ -33,15 +81,7 @@ def _pg_connect(url, **kwargs):
 
 def legacy_db(path, extra=''):
     """Write the seeds' DB at path (replacing any DB there); `extra` is more SQL."""
-    if is_postgresql(path):
-        with _pg_connect(path) as conn:
-            conn.execute('DROP SCHEMA public CASCADE')
-            conn.execute('CREATE SCHEMA public')
-    else:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        for suffix in ('', '-wal', '-shm'):
-            if os.path.exists(path + suffix):
-                os.remove(path + suffix)
+    _empty(path)
     script(path, LEGACY_SCHEMA + extra)
 
 

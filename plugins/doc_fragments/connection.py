@@ -13,6 +13,22 @@ class ModuleDocFragment:
     # Modules: values fall back to the PROXMOX_* environment variables.
     DOCUMENTATION = r'''
 options:
+  cluster:
+    description:
+      - The cluster this call acts on, by name. Its rows of the state DB are keyed by this name.
+      - When O(inventory_file) declares C(clusters), the named cluster must be one of them, and its connection
+        options and C(tfvars_path) come from there (options given to the task still win); see the docs'
+        C(clusters.md).
+      - Without it, E(PROXMOX_CLUSTER), else the name Proxmox gives in C(GET /cluster/status) (the cluster's name,
+        or the node's for a node in no cluster), which needs C(Sys.Audit) on C(/).
+    type: str
+  inventory_file:
+    description:
+      - The inventory file whose C(clusters) mapping (and top-level C(cluster)) name the clusters, read on the
+        controller before the module runs. A relative path is the config repo's (O(project_dir)).
+      - Falls back to E(PROXMOX_MANAGER_INVENTORY), else C(inventory/proxmox.yml). A missing file declares no
+        cluster.
+    type: path
   api_host:
     description:
       - Host name or address of a Proxmox VE node of the cluster.
@@ -76,6 +92,14 @@ notes:
     # Plugins: the same options, read from the config file or the environment.
     PLUGINS = r'''
 options:
+  cluster:
+    description:
+      - The name of the cluster, without O(clusters). Its rows of the state DB are keyed by this name.
+      - Without it, the name Proxmox gives in C(GET /cluster/status) (the cluster's name, or the node's for a node
+        in no cluster), which needs C(Sys.Audit) on C(/).
+    type: str
+    env:
+      - name: PROXMOX_CLUSTER
   api_host:
     description: Host name or address of a Proxmox VE node of the cluster.
     type: str
@@ -136,4 +160,56 @@ options:
     default: 2
     env:
       - name: PROXMOX_API_RETRIES
+'''
+
+    # The modules that cover every cluster (declarations_validate, server_drift): mirrors CLUSTERS_ARGSPEC in
+    # module_utils/module_base.py.
+    CLUSTERS = r'''
+options:
+  clusters:
+    description:
+      - Every cluster this call covers, each with its connection options and tfvars file.
+      - Filled in on the controller from the C(clusters) mapping of the inventory file (O(inventory_file)); rarely
+        given by hand. Unset, the call covers the one cluster of its own connection.
+      - An option an entry leaves unset is the call's own.
+    type: list
+    elements: dict
+    suboptions:
+      cluster:
+        description: The cluster's name.
+        type: str
+        required: true
+      tfvars_path:
+        description: The cluster's tfvars file.
+        type: path
+      api_host:
+        description: Host name or address of a Proxmox VE node of the cluster.
+        type: str
+      api_port:
+        description: Port of the Proxmox VE API.
+        type: int
+      api_user:
+        description: User to authenticate as, with its realm.
+        type: str
+      api_password:
+        description: Password of O(clusters[].api_user), for ticket auth.
+        type: str
+      api_token_id:
+        description: API token id.
+        type: str
+      api_token_secret:
+        description: Secret of the API token.
+        type: str
+      validate_certs:
+        description: Verify the TLS certificate of the Proxmox API.
+        type: bool
+      ca_path:
+        description: PEM file of the CA that signed the Proxmox certificate.
+        type: path
+      api_timeout:
+        description: Seconds to wait for each Proxmox API answer.
+        type: int
+      api_retries:
+        description: Retries after a connection error, a timeout or a 5xx.
+        type: int
 '''

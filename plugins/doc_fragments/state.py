@@ -18,6 +18,8 @@ options:
       - Defaults to E(PROXMOX_MANAGER_TFVARS), else C(terraform/terraform.tfvars.json) of the config repo
         (O(project_dir)).
       - A missing file at the default path means no server is declared yet.
+      - With a C(cluster) named in an inventory file's C(clusters), that cluster's C(tfvars_path) (by default
+        C(terraform/<cluster>/terraform.tfvars.json)).
     type: path
   state_db:
     description:
@@ -34,7 +36,7 @@ options:
   project_dir:
     description:
       - The config repo, which every relative path resolves against (O(tfvars_path), O(state_db), the
-        C(state/*.yml) files, C(roles/), C(terraform/datastores.auto.tfvars.json)).
+        C(state/*.yml) files, C(roles/), the Terraform vars file of the default datastores).
       - Defaults to E(PROXMOX_MANAGER_PROJECT_DIR), else the directory of the C(ansible.cfg) in use unless that is
         C(~/.ansible.cfg) or C(/etc/ansible/ansible.cfg), else the current directory of C(ansible-playbook).
       - The collection's action plugin works the default out on the controller, so a playbook anywhere, including

@@ -13,6 +13,9 @@ version_added: 0.1.0
 description:
   - Lists every server of the merged view, the same view every module of this collection validates against
     live guests from one C(/cluster/resources?type=vm) call, merged by name with C(terraform/terraform.tfvars.json).
+  - Lists one cluster, or with O(clusters) several, asked concurrently, each merged with its own tfvars file. Every
+    host carries its cluster's name in C(pve_cluster) and sits in the group C(cluster_<name>). A guest name used in
+    more than one cluster gives one host per cluster, C(<name>.<cluster>), with a warning.
   - Each host says where it comes from in C(pve_source), V(live+declared), V(live) (undeclared),
     V(declared) (not created yet, or destroyed), or V(recorded) when served from the recorded view (see below).
   - Groups hosts by applied role (C(role_<role>)), node, status, guest type, tag and pool, and by source
@@ -22,13 +25,14 @@ description:
     C(pve_template=true), in the group C(template).
   - IPs are asked of the guest agent (qemu) or the interfaces call (lxc) only for running guests that declare
     no IP, concurrently, at most O(max_workers) at a time.
-  - Each live build that changed is recorded as the cluster's recorded view, named by O(api_host) and O(api_port),
-    into an existing state DB; the modules create and upgrade it, the inventory never does. When Proxmox cannot be
-    reached, times out, answers with a 5xx or a malformed answer, the recorded view of that cluster is served with a
-    loud warning that says which (see O(offline_fallback)). Refused credentials or privileges always fail.
+  - Each live build that changed is recorded as the cluster's recorded view, named by the cluster's O(api_host) and
+    O(api_port), into an existing state DB; the modules create and upgrade it, the inventory never does. When a
+    cluster's Proxmox cannot be reached, times out, answers with a 5xx or a malformed answer, the recorded view of
+    that cluster is served with a loud warning that names it and says which (see O(offline_fallback)); the other
+    clusters stay live. Refused credentials or privileges of any cluster always fail the parse.
   - Uses a configuration file whose name ends in C(proxmox.yml) or C(proxmox.yaml). A string option written in that
-    file may be a template, for example a lookup of an environment variable (see the examples); a value taken from
-    the environment never is.
+    file may be a template, for example a lookup of an environment variable (see the examples), and so may a string
+    written in an entry of O(clusters); a value taken from the environment never is.
   - Relative paths (O(tfvars_path), O(state_db)) are the config repo's, see O(project_dir).
 requirements:
   - proxmoxer >= 2.3
@@ -92,8 +96,28 @@ options:
       - When false, or when O(strict=true), that is an error instead.
     type: bool
     default: true
+  clusters:
+    description:
+      - The clusters to list, each by its name, mapped to its options. Without it, one cluster, named by O(cluster)
+        (else by Proxmox, C(GET /cluster/status)); with it, O(cluster) is not used.
+      - A name is 1 to 63 letters, digits, V(_) or V(-), starting with a letter; two names that differ only in case,
+        V(_) or V(-) are refused, since they would share the same environment variables.
+      - An entry takes C(api_host), C(api_port), C(api_user), C(api_token_id), C(api_token_secret), C(api_password),
+        C(validate_certs), C(ca_path) and C(tfvars_path); O(api_timeout) and O(api_retries) are shared.
+      - For each of them, in this order, the cluster's entry; the environment variable C(PROXMOX_<NAME>_<OPTION>);
+        the top level of this file; the unprefixed environment variable (E(PROXMOX_HOST), E(PROXMOX_TOKEN_SECRET),
+        ...). C(<NAME>) is the cluster's name in upper case with V(-) as V(_), and C(<OPTION>) is C(HOST), C(PORT),
+        C(USER), C(TOKEN_ID), C(TOKEN_SECRET), C(PASSWORD), C(VALIDATE_CERTS), C(CA_PATH) or C(TFVARS); for example
+        E(PROXMOX_PROD_TOKEN_SECRET), so that git holds no secret.
+      - C(tfvars_path) is each cluster's own (the entry's, else C(PROXMOX_<NAME>_TFVARS)), never the top level's;
+        without one, a cluster reads C(terraform/<name>/terraform.tfvars.json) of the config repo, which must exist.
+        Two clusters reading one tfvars file are refused.
+      - The modules of this collection read the same mapping from this file (their C(inventory_file) option), so a
+        cluster means the same connection to the inventory and to the playbooks.
+      - A mapping is expected; anything else is refused with one error naming the option.
+    type: raw
 notes:
-  - Host variables, all prefixed C(pve_), C(pve_vmid), C(pve_node), C(pve_type), C(pve_status),
+  - Host variables, all prefixed C(pve_), C(pve_cluster), C(pve_vmid), C(pve_node), C(pve_type), C(pve_status),
     C(pve_tags) (list), C(pve_pool), C(pve_ips) (list), C(pve_source), C(pve_declared_role)
     (the C(role) of the tfvars entry), C(pve_role) (the applied role from the state DB), and with
     O(want_declared=true) C(pve_declared) (the C(cpu), C(memory), C(disks) and C(network_devices) of the tfvars entry).
@@ -104,7 +128,8 @@ notes:
     whose IPs are unknown, or C(pve_role) of a server without an applied role; use C(pve_role | default(none))
     and C(pve_tags | default([])).
   - C(pve_name) is set only when the host name differs from the Proxmox name, that is for guests sharing a
-    name (C(<name>-<vmid>)); use C(pve_name | default(inventory_hostname)) for the Proxmox name of any host.
+    name (C(<name>-<vmid>) in one cluster, C(<name>.<cluster>) across clusters); use
+    C(pve_name | default(inventory_hostname)) for the Proxmox name of any host.
     A guest on an offline node keeps the C(unknown) status Proxmox reports, and its last known status in
     C(pve_last_status).
   - A running qemu guest whose agent answered "not running" at the last build is not asked again until it
@@ -115,7 +140,11 @@ notes:
     link-local ones.
   - A guest whose name no Ansible host pattern can target, such as the C(VM 200) Proxmox gives an unnamed VM, gets
     a host name with each character outside C(A-Z a-z 0-9 _ . -) made C(-) (C(VM-200)); C(pve_name) keeps its name.
-  - A hit of the inventory cache (O(cache=true)) makes no API call at all, not even a login.
+  - A hit of the inventory cache (O(cache=true)) makes no API call at all, not even a login. A parse that served a
+    cluster from its recorded view fills no cache.
+  - The applied roles are read from the state DB by cluster and vmid. A state DB of an older layout (schema v1 or v2)
+    shows none, with a warning, until a module that writes to it (for example
+    M(proxmox_manager.core.server_sync)) upgrades it.
   - A parse that fails takes back every host and group it added, since Ansible would otherwise keep a half
     inventory. Under C(ansible-playbook --check) nothing is written to the state DB.
 '''
@@ -138,6 +167,25 @@ cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/proxmox_manager
 cache_timeout: 300
+
+---
+# Two clusters; each token secret from PROXMOX_PROD_TOKEN_SECRET and PROXMOX_LAB_TOKEN_SECRET (a CI secret each)
+plugin: proxmox_manager.core.proxmox
+api_user: automation@pve
+api_token_id: inventory
+clusters:
+  prod:
+    api_host: pve-prod.example.com
+    tfvars_path: terraform/prod/terraform.tfvars.json
+  lab:
+    api_host: pve-lab.example.com
+    ca_path: /etc/ssl/certs/lab-ca.pem
+    # tfvars_path: terraform/lab/terraform.tfvars.json, the default
+
+---
+# One cluster, named here rather than asked of Proxmox (GET /cluster/status needs Sys.Audit on /)
+plugin: proxmox_manager.core.proxmox
+cluster: prod
 
 ---
 # The declared cpu, memory, disks and networks on each host, and no guest agent calls
@@ -199,16 +247,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if isinstance(exc, ProxmoxManagerError):
                 raise AnsibleParserError('proxmox_manager.core.proxmox: %s' % exc)
             raise
-        if not view.keep:
-            return
-        if self.get_option('cache'):
+        if self.get_option('cache') and view.keep:
             self._cache[cache_key] = [r.as_dict() for r in view.records]
-        if context.CLIARGS.get('check'):
-            return  # ansible-playbook --check writes nothing, not even the recorded view
+        if not view.to_record or context.CLIARGS.get('check'):
+            return  # ansible-playbook --check writes nothing, not even the recorded views
         try:
             inventory_view.record(options, view)
         except ProxmoxManagerError as exc:
-            # The live view is still right; only the offline fallback suffers.
+            # The live views are still right; only the offline fallback suffers.
             self.display.warning('Could not record the view in the state DB: %s' % exc)
 
     def _templated_options(self, written):
@@ -216,11 +262,23 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # Only the values written in this file are templated; one from the environment is taken as it is.
         options = self.get_options()
         for name, in_file in written.items():
-            value = options.get(name)
             # A null in the file leaves the option to the environment, whose values are never templates.
-            if in_file is not None and isinstance(value, str) and self.templar.is_template(value):
-                options[name] = self.templar.template(value)
+            if in_file is None:
+                continue
+            if name == 'clusters' and isinstance(options.get(name), dict):
+                # Each entry's strings too; a malformed entry is left for clusters.check() to name.
+                options[name] = dict(
+                    (cluster, dict((key, self._template(value)) for key, value in entry.items())
+                     if isinstance(entry, dict) else entry) for cluster, entry in options[name].items())
+            else:
+                options[name] = self._template(options.get(name))
         return options
+
+    def _template(self, value):
+        """A string that is a template, templated; any other value as it is."""
+        if isinstance(value, str) and self.templar.is_template(value):
+            return self.templar.template(value)
+        return value
 
     def _add(self, view, added):
         from ansible_collections.proxmox_manager.core.plugins.plugin_utils import inventory_view
@@ -232,7 +290,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for record in view.records:
             host = added.host(record.host)
             role = inventory_view.applied_role(record, view.roles)
-            for key, value in inventory_view.host_vars(record, view.origin, role, want_declared, preferred).items():
+            origin = view.origins.get(record.cluster)
+            for key, value in inventory_view.host_vars(record, origin, role, want_declared, preferred).items():
                 self.inventory.set_variable(host, key, value)
             for group in inventory_view.host_groups(record, role):
                 added.member(group, host)

@@ -1,7 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, proxmox_manager.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Datastores: the cluster's storages cached in the state DB, and the default HDD/SSD choice.
+"""Datastores: each cluster's storages cached in the state DB, and its default HDD/SSD choice.
+
+Every read and write acts on one cluster's rows (the table is keyed by cluster
+and storage id): a refresh of one cluster never touches another's rows, and
+each cluster has its own defaults and its own Terraform vars file, beside its
+tfvars file.
 
 The seed's refresh deleted the cache before fetching and reset the defaults
 on every run; here the fetch comes first (two calls, whatever the node
@@ -25,8 +30,8 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
     ProxmoxManagerError,
     StateStoreError,
 )
-from ansible_collections.proxmox_manager.core.plugins.module_utils import state_schema
-from ansible_collections.proxmox_manager.core.plugins.module_utils.state_db import utcnow
+from ansible_collections.proxmox_manager.core.plugins.module_utils import config_repo, merged_view, state_schema
+from ansible_collections.proxmox_manager.core.plugins.module_utils.state_db import SCHEMA_VERSION, utcnow
 
 try:
     import sqlalchemy as sa
@@ -39,7 +44,9 @@ BUILTIN_DEFAULTS = {'hdd': 'local-lvm', 'ssd': 'local'}
 STOCK_CONTENT = {'local-lvm': 'images,rootdir', 'local': 'iso,vztmpl,backup'}
 DISK_CONTENT = 'images'
 DEFAULT_ENV = {'hdd': 'PROXMOX_HDD_DATASTORE', 'ssd': 'PROXMOX_SSD_DATASTORE'}
-DEFAULT_TF_VARS = os.path.join('terraform', 'datastores.auto.tfvars.json')
+TF_VARS_NAME = 'datastores.auto.tfvars.json'
+# The vars file of the default single-cluster tfvars (terraform/terraform.tfvars.json).
+DEFAULT_TF_VARS = os.path.join('terraform', TF_VARS_NAME)
 _FLAG = {'hdd': 'is_default_hdd', 'ssd': 'is_default_ssd'}
 _PUBLIC = ('id', 'name', 'type', 'size', 'used', 'available', 'content', 'enabled', 'shared',
            'is_default_hdd', 'is_default_ssd', 'is_system_default')
@@ -97,12 +104,13 @@ def _public(row):
     return out
 
 
-def cached(conn):
-    """The cached rows as public dicts, sorted by id."""
+def cached(conn, cluster):
+    """The cached rows of `cluster` as public dicts, sorted by id."""
     if conn is None:
         return []
     table = state_schema.datastores
-    return [_public(dict(r._mapping)) for r in conn.execute(sa.select(table).order_by(table.c.id))]
+    query = sa.select(table).where(table.c.cluster == cluster).order_by(table.c.id)
+    return [_public(dict(r._mapping)) for r in conn.execute(query)]
 
 
 def defaults_of(rows):
@@ -110,25 +118,40 @@ def defaults_of(rows):
     return dict((kind, next((r['id'] for r in rows if r[_FLAG[kind]]), None)) for kind in KINDS)
 
 
-def read(store):
+def read(store, cluster):
+    """The cached rows of `cluster` ([] with no DB, or one of an older layout)."""
     with store.reading() as conn:
-        return cached(conn)
+        return cached(conn, cluster)
 
 
-def refresh(store, client, check_mode):
-    """Replace the cache with what Proxmox reports now; (changed, result, diff).
+def _old_rows(store):
+    """The datastores an older DB's upgrade gives the store's owner (state_store.old_rows), as public rows."""
+    return sorted((_public(row) for row in store.old_rows(state_schema.datastores)), key=lambda r: r['id'])
+
+
+def _planned_rows(store, cluster):
+    """What a write will find for `cluster`, read-only: its cached rows, or on an older DB (which reads as empty)
+    the rows its upgrade gives this cluster, so that check mode plans what the write does."""
+    rows = read(store, cluster)
+    return rows or (_old_rows(store) if store.exists else [])
+
+
+def refresh(store, client, check_mode, cluster):
+    """Replace `cluster`'s cache with what Proxmox reports now; (changed, result, diff).
 
     Proxmox is asked before the DB is touched, so a failure leaves the old
-    cache and the defaults exactly as they were.
+    cache and the defaults exactly as they were. Other clusters' rows are
+    never touched.
     """
     fresh = fetch(client)
     if check_mode:
-        return _plan_refresh(read(store), fresh)[:3]
-    with store.writing() as conn:
-        changed, result, diff, deleted = _plan_refresh(cached(conn), fresh)
-        if changed:
-            _write_rows(conn, result['datastores'], deleted)
-    return changed, result, diff
+        changed, result, diff = _plan_refresh(_planned_rows(store, cluster), fresh)[:3]
+    else:
+        with store.writing() as conn:
+            changed, result, diff, deleted = _plan_refresh(cached(conn, cluster), fresh)
+            if changed:
+                _write_rows(conn, cluster, result['datastores'], deleted)
+    return changed, dict(result, cluster=cluster), diff
 
 
 def _plan_refresh(old_rows, fresh):
@@ -170,30 +193,31 @@ def _comparable(row):
     return dict((k, row.get(k)) for k in _PUBLIC + ('nodes',))
 
 
-def _write_rows(conn, rows, deleted):
+def _write_rows(conn, cluster, rows, deleted):
     now = utcnow()
     table = state_schema.datastores
-    existing = set(r[0] for r in conn.execute(sa.select(table.c.id)))
+    mine = table.c.cluster == cluster
+    existing = set(r[0] for r in conn.execute(sa.select(table.c.id).where(mine)))
     if deleted:
-        conn.execute(table.delete().where(table.c.id.in_(deleted)))
+        conn.execute(table.delete().where(mine, table.c.id.in_(deleted)))
     for row in rows:
         values = dict((k, row.get(k)) for k in _PUBLIC)
         values['nodes'] = json.dumps(row.get('nodes') or [])
         values['updated_at'] = now
         if row['id'] in existing:
-            conn.execute(table.update().where(table.c.id == row['id']).values(**values))
+            conn.execute(table.update().where(mine, table.c.id == row['id']).values(**values))
         else:
-            conn.execute(table.insert().values(created_at=now, **values))
+            conn.execute(table.insert().values(cluster=cluster, created_at=now, **values))
 
 
-def ensure_cache(store, client):
-    """(rows, fresh, sources): the cached rows, or on an empty cache the rows a refresh would write, the
+def ensure_cache(store, client, cluster):
+    """(rows, fresh, sources): `cluster`'s cached rows, or on an empty cache the rows a refresh would write, the
     fetch behind them, and where their defaults come from.
 
     Nothing is written here: the caller writes `fresh` in its own transaction,
     so a call that fails on validation leaves no half-change behind.
     """
-    rows = read(store)
+    rows = _planned_rows(store, cluster)
     if rows:
         return rows, None, dict((k, 'db') for k in KINDS)
     fresh = fetch(client)
@@ -232,50 +256,64 @@ def _check_wanted(rows, wanted):
                                      'well. Nothing was changed.' % (kind.upper(), origin, kind))
 
 
-def set_defaults(store, client, wanted, tf_vars_file, check_mode):
-    """Move the default flags in one transaction and hand them to Terraform.
+def set_defaults(store, client, wanted, tf_vars_file, check_mode, cluster):
+    """Move `cluster`'s default flags in one transaction and hand them to Terraform.
 
-    Every id is checked against the cache before any flag moves (the seed
-    cleared the old flags first). The vars file is rewritten atomically while
-    the DB lock is held, so concurrent calls end with one consistent pair.
+    Every id is checked against the cluster's cache before any flag moves (the
+    seed cleared the old flags first). The vars file (tf_vars_path(): the
+    cluster's own) is rewritten atomically while the DB lock is held, so
+    concurrent calls end with one consistent pair. Other clusters' flags never
+    move.
     """
-    rows, fresh, sources = ensure_cache(store, client)
+    rows, fresh, sources = ensure_cache(store, client, cluster)
     refreshed = fresh is not None
     _check_wanted(rows, wanted)
     if check_mode:
-        return _plan_defaults(rows, wanted, tf_vars_file, refreshed, sources)
+        return _plan_defaults(rows, wanted, tf_vars_file, refreshed, sources, cluster)
     with store.writing() as conn:
         if refreshed:
             # The cache fill commits with the flags, or not at all.
-            refresh_changed, plan, _diff, deleted = _plan_refresh(cached(conn), fresh)
+            refresh_changed, plan, _diff, deleted = _plan_refresh(cached(conn, cluster), fresh)
             sources = plan['default_sources']
             if refresh_changed:
-                _write_rows(conn, plan['datastores'], deleted)
-        current = cached(conn)
+                _write_rows(conn, cluster, plan['datastores'], deleted)
+        current = cached(conn, cluster)
         _check_wanted(current, wanted)  # again under the lock: another run may have refreshed meanwhile
-        changed, result, diff = _plan_defaults(current, wanted, tf_vars_file, refreshed, sources)
+        changed, result, diff = _plan_defaults(current, wanted, tf_vars_file, refreshed, sources, cluster)
         if changed:
             table = state_schema.datastores
+            mine = table.c.cluster == cluster
             for kind, sid in wanted.items():
                 flag = table.c[_FLAG[kind]]
-                conn.execute(table.update().where(flag.is_(True), table.c.id != sid).values(**{_FLAG[kind]: False}))
-                conn.execute(table.update().where(table.c.id == sid).values(**{_FLAG[kind]: True}))
+                conn.execute(table.update().where(mine, flag.is_(True), table.c.id != sid)
+                             .values(**{_FLAG[kind]: False}))
+                conn.execute(table.update().where(mine, table.c.id == sid).values(**{_FLAG[kind]: True}))
             store.log_changes(conn, [dict(entity='datastore', key=kind, field='default', old=diff['before'][kind],
                                           new=diff['after'][kind]) for kind in KINDS
-                                     if diff['before'][kind] != diff['after'][kind]], 'datastore_default')
+                                     if diff['before'][kind] != diff['after'][kind]], 'datastore_default', cluster)
             _write_tf_vars(tf_vars_file, result['default_hdd'], result['default_ssd'])
     return changed, result, diff
 
 
-def _plan_defaults(rows, wanted, tf_vars_file, refreshed, sources):
+def tf_vars_path(option, tfvars_path, project):
+    """The Terraform vars file of a cluster's defaults: `option` when given (a relative path is the config repo
+    `project`'s), else datastores.auto.tfvars.json beside the cluster's tfvars file (`tfvars_path`, resolved as
+    merged_view.tfvars_path() does): terraform/datastores.auto.tfvars.json for the default single-cluster one."""
+    if option:
+        return config_repo.resolve(option, project) if project else option
+    return os.path.join(os.path.dirname(merged_view.tfvars_path(tfvars_path, project)), TF_VARS_NAME)
+
+
+def _plan_defaults(rows, wanted, tf_vars_file, refreshed, sources, cluster):
     before = defaults_of(rows)
     after = dict(before, **wanted)
     file_ok = _read_tf_vars(tf_vars_file) == _tf_vars(after['hdd'], after['ssd'])
     changed = before != after or not file_ok
     sources = dict(sources, **dict((k, 'option') for k in wanted))
-    result = dict(default_hdd=after['hdd'], default_ssd=after['ssd'], terraform_vars_file=tf_vars_file,
-                  refreshed=refreshed, previous_hdd=before['hdd'], previous_ssd=before['ssd'],
-                  default_sources=sources, default_warnings=default_warnings(rows, after, sources))
+    result = dict(cluster=cluster, default_hdd=after['hdd'], default_ssd=after['ssd'],
+                  terraform_vars_file=tf_vars_file, refreshed=refreshed, previous_hdd=before['hdd'],
+                  previous_ssd=before['ssd'], default_sources=sources,
+                  default_warnings=default_warnings(rows, after, sources))
     return changed, result, dict(before=before, after=after)
 
 
@@ -332,36 +370,58 @@ def default_warnings(rows, defaults, sources):
     return out
 
 
-def info(store, client_factory, live=False):
-    """The seed's GET answer; (result, warnings). Writes nothing, ever.
+def info(store, client_factory, live, cluster):
+    """The seed's GET answer for `cluster`; (result, warnings). Writes nothing, ever.
 
-    From the cache; from Proxmox (two calls, nothing recorded) when the cache
-    is empty or `live`. When neither Proxmox nor the DB can answer, the
+    From the cluster's cache; from Proxmox (two calls, nothing recorded) when
+    that is empty or `live`. When neither Proxmox nor the DB can answer, the
     defaults come from the environment or the built-in names, and the result
     says so. A default that cannot hold disks is named in `default_warnings`
     and in a warning.
+
+    `cluster` is None when this call names none and Proxmox could not tell its
+    name: then Proxmox is not asked again, and the cache answers only when it
+    holds the datastores of exactly one cluster (with a warning); with several,
+    a ConfigurationError asks for the cluster to be named.
     """
     warnings = []
     rows = []
     source = 'cache'
     msg = None
     unreadable = False
+    older = None
+    known = cluster is not None
     try:
-        rows = read(store)
+        if known:
+            rows = read(store, cluster)
+        else:
+            cluster, rows = _only_cluster(store)
+            if cluster is not None:
+                warnings.append('This call names no cluster and Proxmox did not tell its name: the datastores of %s, '
+                                'the only cluster the state DB %s holds, are served from its cache. Name the cluster '
+                                '(option cluster, PROXMOX_CLUSTER) to be sure they are this connection\'s.'
+                                % (cluster, store.display_url))
+        if not rows:
+            older = store.schema_version()
     except StateStoreError as exc:
         unreadable = True
         warnings.append('The state DB could not be read: %s' % exc)
     sources = dict((k, 'db') for k in KINDS)
-    if live or not rows:
+    if known and (live or not rows):
         try:
             # What a refresh would record, computed read-only: the cached flags applied to the live list.
             plan = _plan_refresh(rows, fetch(client_factory()))[1]
             if not rows and not unreadable:
-                msg = ('Nothing is cached in the state DB %s: the datastores were read from Proxmox and not recorded; '
-                       'run proxmox_manager.core.datastore_refresh to cache them.' % store.display_url)
+                upgrade = older is not None and older != SCHEMA_VERSION
+                msg = ('Nothing is cached for the cluster %s in the state DB %s%s: the datastores were read from '
+                       'Proxmox and not recorded; run proxmox_manager.core.datastore_refresh to %s.'
+                       % (cluster, store.display_url, ' (schema v%s, from before several clusters)' % older
+                          if upgrade else '', 'upgrade the DB and cache them' if upgrade else 'cache them'))
             rows, sources, source = plan['datastores'], plan['default_sources'], 'proxmox'
         except ProxmoxManagerError as exc:
             warnings.append('Proxmox could not be asked for datastores: %s' % exc)
+    elif not known and live:
+        warnings.append('Proxmox was not asked for the live list: this call\'s cluster is unknown.')
     defaults = defaults_of(rows)
     for kind in KINDS:
         if not defaults[kind]:
@@ -372,8 +432,24 @@ def info(store, client_factory, live=False):
                         % ', '.join('%s=%s (%s)' % (k, defaults[k], sources[k]) for k in KINDS))
     unfit = default_warnings(rows, defaults, sources)
     warnings.extend(unfit[kind] for kind in KINDS if kind in unfit)
-    result = dict(datastores=[r for r in rows if r['enabled']], default_hdd=defaults['hdd'],
+    result = dict(cluster=cluster, datastores=[r for r in rows if r['enabled']], default_hdd=defaults['hdd'],
                   default_ssd=defaults['ssd'], default_sources=sources, source=source, default_warnings=unfit)
     if msg:
         result['msg'] = msg
     return result, warnings
+
+
+def _only_cluster(store):
+    """(cluster, its cached rows) when the DB holds the datastores of exactly one cluster, (None, []) when it holds
+    none; several is a ConfigurationError, since which one this call means is unknown."""
+    with store.reading() as conn:
+        if conn is None:
+            return None, []
+        table = state_schema.datastores
+        names = [r[0] for r in conn.execute(sa.select(table.c.cluster).distinct().order_by(table.c.cluster))]
+        if len(names) > 1:
+            raise ConfigurationError(
+                'This call names no cluster and Proxmox did not tell its name, and the state DB %s holds the '
+                'datastores of several clusters (%s): name the cluster whose datastores to show with the cluster '
+                'option (PROXMOX_CLUSTER).' % (store.display_url, ', '.join(names)))
+        return (names[0], cached(conn, names[0])) if names else (None, [])

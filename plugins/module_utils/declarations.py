@@ -5,10 +5,13 @@
 
 They are read with the line of every key, validated against their JSON
 Schemas, then cross-checked with the same core the inventory and server_role
-use: servers in the merged view (MergedView.find), roles in the role catalog,
-datastores in the cache or in Proxmox. Every problem names the file, the line
-and the field, and all of them are reported at once, before anything is
-written. The same module compares git, the state DB and Proxmox (drift).
+use: servers in the merged view of every cluster (MergedView.find, by name,
+vmid and cluster), roles in the role catalog, each cluster's default
+datastores in its cache or in its Proxmox. Every problem names the file, the
+line and the field, and all of them are reported at once, before anything is
+written. The same module compares git, the state DB and Proxmox (drift);
+state DB rows are matched to servers within their own cluster, since a vmid
+is unique only there.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,7 +21,8 @@ __metaclass__ = type
 import difflib
 import os
 
-from ansible_collections.proxmox_manager.core.plugins.module_utils import role_assignment
+from ansible_collections.proxmox_manager.core.plugins.module_utils import clusters, role_assignment
+from ansible_collections.proxmox_manager.core.plugins.module_utils.datastores import holds_disks
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import DeclarationError, problems_text
 from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import (
     DATASTORES_SCHEMA,
@@ -207,7 +211,8 @@ class Declarations:
     """state/roles.yml and state/datastores.yml, parsed and schema-checked.
 
     `entries` are the well-formed server declarations in file order:
-    {key, role, vmid, vars, line}. `problems` holds every schema problem.
+    {key, role, vmid, cluster, vars, line}. `problems` holds every schema problem.
+    `defaults` are the top-level default datastores; defaults_for() gives one cluster's.
     """
 
     def __init__(self, roles, datastores, problems):
@@ -218,20 +223,44 @@ class Declarations:
         self.entries = []
         for key, value in (servers or {}).items() if isinstance(servers, dict) else ():
             vmid = value.get('vmid') if isinstance(value, dict) else None
+            cluster = value.get('cluster') if isinstance(value, dict) else None
             if (not isinstance(value, dict) or not isinstance(value.get('role'), str) or not value['role'] or
-                    (vmid is not None and (not isinstance(vmid, int) or isinstance(vmid, bool)))):
+                    (vmid is not None and (not isinstance(vmid, int) or isinstance(vmid, bool))) or
+                    (cluster is not None and not (isinstance(cluster, str) and clusters.NAME.match(cluster)))):
                 continue  # the schema problem is already listed; cross-checks would only echo it
-            self.entries.append(dict(key=str(key), role=value['role'], vmid=vmid,
+            self.entries.append(dict(key=str(key), role=value['role'], vmid=vmid, cluster=cluster,
                                      vars=value.get('vars') if isinstance(value.get('vars'), dict) else {},
                                      line=roles.line(('servers', key))))
         wanted = datastores.data if datastores is not None and isinstance(datastores.data, dict) else {}
         self.files = (roles.path, datastores.path if datastores is not None else None)
-        self.defaults = dict((kind, wanted[key]) for kind, key in _KINDS
-                             if isinstance(wanted.get(key), str) and wanted[key])
+        self.defaults = _defaults(wanted)
+        per_cluster = wanted.get('clusters') if isinstance(wanted.get('clusters'), dict) else {}
+        # {cluster: {kind: id}} of the clusters state/datastores.yml gives defaults of their own.
+        self.cluster_defaults = dict((str(name), _defaults(entry) if isinstance(entry, dict) else {})
+                                     for name, entry in per_cluster.items())
 
     def problem(self, entry, message, field=None):
         path = ('servers', entry['key']) + ((field,) if field else ())
         return self.roles.problem(path, message)
+
+    def defaults_for(self, cluster):
+        """{kind: datastore id} of one cluster: its entry under `clusters`, else the top level, kind by kind."""
+        return dict((kind, sid) for kind, (sid, _path) in self.defaults_with_paths(cluster).items())
+
+    def defaults_with_paths(self, cluster):
+        """{kind: (datastore id, the field path that says it)} of one cluster."""
+        own = self.cluster_defaults.get(cluster, {})
+        out = {}
+        for kind, key in _KINDS:
+            if kind in own:
+                out[kind] = (own[kind], ('clusters', cluster, key))
+            elif kind in self.defaults:
+                out[kind] = (self.defaults[kind], (key,))
+        return out
+
+
+def _defaults(mapping):
+    return dict((kind, mapping[key]) for kind, key in _KINDS if isinstance(mapping.get(key), str) and mapping[key])
 
 
 def load(roles_path=None, datastores_path=None, with_datastores=True):
@@ -282,18 +311,19 @@ def _position(problem, files):
 def check_servers(declarations, view, catalog, tfvars_name):
     """([(entry, record)], [(entry, problem)], problems, warnings) for the role declarations.
 
-    Servers resolve through MergedView.find, as in the inventory and
-    server_role; roles are checked against the role catalog (unless None).
+    Servers resolve through MergedView.find (name, vmid and cluster), as in the
+    inventory and server_role; roles are checked against the role catalog
+    (unless None). `tfvars_name` is the tfvars file a warning names: one
+    path, or {cluster: path}.
     """
     resolved, unresolved, problems, warnings, seen = [], [], [], [], {}
     for entry in declarations.entries:
         if catalog is not None and entry['role'] not in catalog:
             problems.append(declarations.problem(entry, role_assignment._role_problem(entry['role'], catalog),
                                                  'role'))
-        record, problem = view.find(entry['key'], entry['vmid'])
+        record, problem = view.find(entry['key'], entry['vmid'], entry.get('cluster'))
         if problem:
-            field = 'vmid' if entry['vmid'] is not None and entry['key'] in view.by_name else None
-            problems.append(declarations.problem(entry, problem, field))
+            problems.append(declarations.problem(entry, problem, _problem_field(entry, view)))
             unresolved.append((entry, problem))
             continue
         if record.host in seen:
@@ -307,74 +337,123 @@ def check_servers(declarations, view, catalog, tfvars_name):
         resolved.append((entry, record))
         tf_role = record.declared_role
         if tf_role and tf_role != entry['role']:
+            name = tfvars_name.get(record.cluster) if isinstance(tfvars_name, dict) else tfvars_name
             warnings.append(declarations.problem(entry, '%s differs from the role %s in %s; the declaration wins.'
-                                                 % (excerpt(entry['role']), excerpt(tf_role), tfvars_name), 'role'))
+                                                 % (excerpt(entry['role']), excerpt(tf_role), name), 'role'))
     return resolved, unresolved, problems, warnings
 
 
-def check_datastores(declarations, cached_rows, fetch):
-    """(problems, warnings, refresh_needed) for state/datastores.yml.
+def _candidates(view, key):
+    return view.by_name.get(key) or ([view.by_host[key]] if key in view.by_host else [])
 
-    A default must be an enabled datastore of the cache or of Proxmox;
-    Proxmox is asked (one fetch) only when the cache lacks one. A datastore
-    that exists only in Proxmox while the cache has other rows needs a
-    refresh before datastore_default accepts it.
+
+def _problem_field(entry, view):
+    """The field a resolution problem is about: `cluster`, `vmid`, or None (the server itself)."""
+    candidates = _candidates(view, entry['key'])
+    cluster = entry.get('cluster')
+    if cluster is not None and (cluster not in view.clusters or
+                                (candidates and all(r.cluster != cluster for r in candidates))):
+        return 'cluster'
+    if entry['vmid'] is not None and candidates:
+        return 'vmid'
+    return None
+
+
+def check_clusters(declarations, names):
+    """Problems for the clusters state/datastores.yml gives defaults of that are not among `names` (the view's)."""
+    document = declarations.datastores
+    problems = []
+    for name in declarations.cluster_defaults:
+        if name not in names:
+            close = difflib.get_close_matches(name, list(names), n=2, cutoff=0.6)
+            hint = ' Did you mean %s?' % ' or '.join(excerpt(c) for c in close) if close else ''
+            problems.append(document.problem(('clusters', name), 'The cluster %s is not one of the clusters (%s).%s'
+                                             % (excerpt(name), ', '.join(names) or 'none', hint)))
+    return problems
+
+
+def check_datastores(declarations, cached_rows, fetch, cluster=None, named=False):
+    """(problems, warnings, refresh_needed) for the default datastores of one cluster in state/datastores.yml.
+
+    A default must be an enabled datastore of the cluster's cache or of its
+    Proxmox; Proxmox is asked (one fetch) only when the cache lacks one. A
+    datastore that exists only in Proxmox while the cache has other rows
+    needs a refresh before datastore_default accepts it. `named` names the
+    cluster in each problem (when there are several).
     """
-    wanted = declarations.defaults
+    wanted = declarations.defaults_with_paths(cluster)
     if not wanted:
         return [], [], False
     known = dict((r['id'], r) for r in cached_rows if r.get('enabled'))
     refresh = False
-    if any(sid not in known for sid in wanted.values()):
+    if any(sid not in known for sid, _path in wanted.values()):
         live = dict((r['id'], r) for r in fetch() if r.get('enabled'))
-        refresh = bool(cached_rows) and any(sid in live and sid not in known for sid in wanted.values())
+        refresh = bool(cached_rows) and any(sid in live and sid not in known for sid, _path in wanted.values())
         for sid, row in live.items():
             known.setdefault(sid, row)
     problems, warnings = [], []
     document = declarations.datastores
     for kind, key in _KINDS:
-        sid = wanted.get(kind)
-        if sid is None:
+        if kind not in wanted:
             continue
+        sid, path = wanted[kind]
+        where = 'Cluster %s: ' % cluster if named else ''  # as errors.in_cluster says it
+        # A top-level default that does not fit one cluster: that cluster may say otherwise.
+        own = (' Give the cluster its own under clusters.%s.%s.' % (cluster, key)
+               if named and path == (key,) else '')
         if sid not in known:
             close = difflib.get_close_matches(sid, list(known), n=2, cutoff=0.6)
             hint = ' Did you mean %s?' % ' or '.join(excerpt(c) for c in close) if close else ''
-            problems.append(document.problem((key,), 'datastore %s is neither in the datastore cache nor in Proxmox '
-                                                     '(enabled datastores: %s).%s'
-                                             % (excerpt(sid), ', '.join(sorted(known)) or 'none', hint)))
+            problems.append(document.problem(path, '%sdatastore %s is neither in the datastore cache nor in Proxmox '
+                                                   '(enabled datastores: %s).%s%s'
+                                             % (where, excerpt(sid), ', '.join(sorted(known)) or 'none', hint, own)))
             continue
-        content = [c.strip() for c in (known[sid].get('content') or '').split(',')]
-        if 'images' not in content:
+        if not holds_disks(known[sid]):
             # datastore_default refuses it too: validate must not pass what apply will refuse
-            problems.append(document.problem((key,), 'datastore %s cannot hold disks (content: %s), so new disks '
-                                                     'could not land there.'
-                                             % (excerpt(sid), excerpt(known[sid].get('content') or 'none',
-                                                                      quote=False))))
+            problems.append(document.problem(path, '%sdatastore %s cannot hold disks (content: %s), so new disks '
+                                                   'could not land there.%s'
+                                             % (where, excerpt(sid), excerpt(known[sid].get('content') or 'none',
+                                                                             quote=False), own)))
     return problems, warnings, refresh
+
+
+def _covered_rows(view, rows):
+    """The rows of the clusters the view covers, with the cluster to match them by (None for a view of no
+    named cluster, which matches rows of any)."""
+    if not view.clusters:
+        return [(None, row) for row in rows]
+    return [(row.get('cluster'), row) for row in rows if row.get('cluster') in view.clusters]
 
 
 def applied_roles(view, rows):
     """({host: row}, [stale row]) for the state DB rows that carry a role.
 
-    Matched as the inventory matches them: a row with a vmid belongs to that
-    guest, a row without one to the servers of its name. Stale rows belong
-    to no server of the view (gone from Proxmox and from tfvars).
+    Matched as the inventory matches them, within each cluster (a vmid is
+    unique only there): a row with a vmid belongs to that guest of its
+    cluster, a row without one to the servers of its name in its cluster.
+    Stale rows belong to no server of the view (gone from Proxmox and from
+    tfvars). Rows of clusters the view does not cover are left out.
     """
-    rows = [r for r in rows if r.get('role')]
-    by_vmid = dict((r['vmid'], r) for r in rows if r['vmid'] is not None)
-    by_name = dict((r['name'], r) for r in rows if r['vmid'] is None)
+    rows = [(cluster, r) for cluster, r in _covered_rows(view, rows) if r.get('role')]
+    by_vmid = dict(((cluster, r['vmid']), r) for cluster, r in rows if r['vmid'] is not None)
+    by_name = dict(((cluster, r['name']), r) for cluster, r in rows if r['vmid'] is None)
+    scoped = bool(view.clusters)
     matched, used = {}, set()
     for record in view:
-        row = by_vmid.get(record.vmid) if record.vmid is not None else None
-        row = row or by_name.get(record.name)
+        cluster = record.cluster if scoped else None
+        row = by_vmid.get((cluster, record.vmid)) if record.vmid is not None else None
+        row = row or by_name.get((cluster, record.name))
         if row is not None:
             matched[record.host] = row
             used.add(id(row))
-    return matched, [r for r in rows if id(r) not in used]
+    return matched, [r for _cluster, r in rows if id(r) not in used]
 
 
 def prune_entries(view, resolved, rows, catalog):
-    """(server_role entries with state absent, stale rows) for roles no longer declared."""
+    """(server_role entries with state absent, stale rows) for roles no longer declared.
+
+    Each entry also carries the server's `cluster`, `host` and `previous_role`.
+    """
     declared = set(record.host for _entry, record in resolved)
     matched, stale = applied_roles(view, rows)
     prune = []
@@ -382,7 +461,8 @@ def prune_entries(view, resolved, rows, catalog):
         row = matched.get(record.host)
         if row is None or record.host in declared:
             continue
-        item = dict(name=record.name, vmid=record.vmid, state='absent', host=record.host, previous_role=row['role'])
+        item = dict(name=record.name, vmid=record.vmid, state='absent', host=record.host, cluster=record.cluster,
+                    previous_role=row['role'])
         if row['role'] in catalog:
             item['role'] = row['role']  # removes only that role, should another run change it meanwhile
         prune.append(item)
@@ -390,7 +470,7 @@ def prune_entries(view, resolved, rows, catalog):
 
 
 def role_entries(resolved):
-    """The entries for server_role's `servers` option, one per declared server."""
+    """The entries for server_role's `servers` option, one per declared server (of one cluster per call)."""
     return [dict(name=record.name, vmid=record.vmid, role=entry['role'], state='present')
             for entry, record in resolved]
 
@@ -412,7 +492,7 @@ def drift_kinds(git_role, db_role, live):
 
 
 def drift_rows(view, resolved, unresolved, rows):
-    """One row per server: git (roles.yml) vs the state DB vs live Proxmox.
+    """One row per server: git (roles.yml) vs the state DB vs live Proxmox, with the server's cluster.
 
     Kinds: `declared only` (in git, not live in Proxmox), `missing` (in git,
     no role in the state DB), `role mismatch` (both, different roles),
@@ -422,32 +502,35 @@ def drift_rows(view, resolved, unresolved, rows):
     git = dict((record.host, entry) for entry, record in resolved)
     out = []
 
-    def add(host, name, vmid, git_role, db_role, proxmox, live):
-        out.append(dict(host=host, name=name, vmid=vmid, git_role=git_role, db_role=db_role, proxmox=proxmox,
-                        drift=drift_kinds(git_role, db_role, live)))
+    def add(host, cluster, name, vmid, git_role, db_role, proxmox, live):
+        out.append(dict(host=host, cluster=cluster, name=name, vmid=vmid, git_role=git_role, db_role=db_role,
+                        proxmox=proxmox, drift=drift_kinds(git_role, db_role, live)))
 
     for record in view:
         entry, row = git.get(record.host), matched.get(record.host)
-        add(record.host, record.name, record.vmid, entry and entry['role'], row and row['role'],
+        add(record.host, record.cluster, record.name, record.vmid, entry and entry['role'], row and row['role'],
             (record.status or 'unknown') if record.is_live else 'not created', record.is_live)
     for entry, _problem in unresolved:
-        if entry['key'] in view.by_name or entry['key'] in view.by_host:
+        key, cluster = entry['key'], entry.get('cluster')
+        if _problem_field(entry, view) != 'cluster' and _candidates(view, key):
             # Ambiguous name, or a vmid the name does not have: validation explains it.
-            add(entry['key'], entry['key'], entry['vmid'], entry['role'], None, 'ambiguous', True)
+            add(key, cluster, key, entry['vmid'], entry['role'], None, 'ambiguous', True)
             continue
-        if entry['key'] in view.templates:
+        if key in view.templates and cluster in [None] + [r.cluster for r in view.templates[key]]:
             # A template is no server: it gets no role (validation says so).
-            add(entry['key'], entry['key'], entry['vmid'], entry['role'], None, 'template', False)
+            add(key, cluster, key, entry['vmid'], entry['role'], None, 'template', False)
             continue
-        # A declaration of a server that is gone: one row with its stale DB role, if any.
-        row = next((r for r in stale if r['name'] == entry['key'] and entry['vmid'] in (None, r['vmid'])), None)
+        # A declaration of a server that is gone (from its cluster): one row with its stale DB role, if any.
+        row = next((r for r in stale if r['name'] == key and entry['vmid'] in (None, r['vmid']) and
+                    cluster in (None, r.get('cluster'))), None)
         if row is not None:
             stale.remove(row)
-        add(entry['key'], entry['key'], entry['vmid'], entry['role'], row and row['role'], 'not found', False)
+        add(key, cluster if row is None else row.get('cluster'), key, entry['vmid'], entry['role'],
+            row and row['role'], 'not found', False)
     for row in stale:
         host = row['name'] if row['vmid'] is None else '%s-%s' % (row['name'], row['vmid'])
-        add(host, row['name'], row['vmid'], None, row['role'], 'gone', False)
-    out.sort(key=lambda r: (r['host'].lower(), r['vmid'] or 0))
+        add(host, row.get('cluster'), row['name'], row['vmid'], None, row['role'], 'gone', False)
+    out.sort(key=lambda r: (r['host'].lower(), r['cluster'] or '', r['vmid'] or 0))
     return out
 
 
@@ -461,9 +544,10 @@ def drift_counts(rows):
 
 def render_table(rows):
     """The drift rows as an aligned text table, with a summary line."""
-    header = ('SERVER', 'VMID', 'GIT (roles.yml)', 'STATE DB', 'PROXMOX', 'DRIFT')
-    cells = [header] + [(r['host'], '-' if r['vmid'] is None else str(r['vmid']), r['git_role'] or '-',
-                         r['db_role'] or '-', r['proxmox'], ', '.join(r['drift']) or 'ok') for r in rows]
+    header = ('SERVER', 'CLUSTER', 'VMID', 'GIT (roles.yml)', 'STATE DB', 'PROXMOX', 'DRIFT')
+    cells = [header] + [(r['host'], r['cluster'] or '-', '-' if r['vmid'] is None else str(r['vmid']),
+                         r['git_role'] or '-', r['db_role'] or '-', r['proxmox'], ', '.join(r['drift']) or 'ok')
+                        for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
     lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.append(summary(rows))

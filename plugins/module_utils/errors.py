@@ -72,3 +72,9 @@ def problems_text(problems, where=''):
     """One message for a call that checked everything first and found `problems`."""
     return '%d problem%s%s, nothing was changed:\n  %s' % (
         len(problems), '' if len(problems) == 1 else 's', where, '\n  '.join(problems))
+
+
+def in_cluster(exc, cluster):
+    """`exc` with its message prefixed by the cluster it happened in (its class and fields kept)."""
+    exc.args = ('Cluster %s: %s' % (cluster, exc),) + exc.args[1:]
+    return exc

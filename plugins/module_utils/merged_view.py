@@ -21,6 +21,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils import config
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     DeclarationError,
     ProxmoxAuthError,
+    ProxmoxManagerError,
     UnknownServerError,
 )
 from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import (
@@ -41,7 +42,7 @@ TFVARS_ENV = 'PROXMOX_MANAGER_TFVARS'
 
 # What a build remembers of the last one (see previous_details).
 _DETAIL_FIELDS = ('agent', 'uptime', 'status', 'last_status')
-_RECORD_FIELDS = ('host', 'name', 'vmid', 'node', 'type', 'status', 'template', 'tags', 'pool',
+_RECORD_FIELDS = ('host', 'name', 'cluster', 'vmid', 'node', 'type', 'status', 'template', 'tags', 'pool',
                   'source', 'declared', 'ips', 'maxcpu', 'maxmem', 'maxdisk', 'uptime', 'agent', 'last_status')
 
 
@@ -237,10 +238,11 @@ class MergedView:
     not servers, but known, so a name that is a template is told so.
     """
 
-    def __init__(self, records, warnings=None, templates=None):
+    def __init__(self, records, warnings=None, templates=None, clusters=()):
         self.records = records
         self.warnings = list(warnings or [])
         self.templates = dict(templates or {})
+        self.clusters = list(clusters)
         self.by_host = dict((r.host, r) for r in records)
         self.by_name = {}
         for record in records:
@@ -257,13 +259,22 @@ class MergedView:
         close = close_matches(name, list(self.by_host) + list(self.by_name), n=3)
         return ' Did you mean %s?' % ' or '.join(excerpt(c) for c in close) if close else ''
 
-    def find(self, name, vmid=None):
-        """(record, None) or (None, problem) for a server name and optional vmid."""
+    def find(self, name, vmid=None, cluster=None):
+        """(record, None) or (None, problem) for a server name, an optional vmid and an optional cluster."""
         candidates = self.by_name.get(name)
         if candidates is None and name in self.by_host:
             candidates = [self.by_host[name]]
+        if cluster is not None:
+            if cluster not in self.clusters:
+                return None, ('The cluster %s is not one of the clusters (%s).'
+                              % (excerpt(cluster), ', '.join(self.clusters) or 'none'))
+            elsewhere = sorted(set(r.cluster for r in candidates or [] if r.cluster != cluster))
+            candidates = [r for r in candidates or [] if r.cluster == cluster]
+            if not candidates and elsewhere:
+                return None, ('Server %s is not in the cluster %s; it is in %s.'
+                              % (excerpt(name), cluster, ', '.join(elsewhere)))
         if not candidates:
-            templates = self.templates.get(name)
+            templates = [r for r in self.templates.get(name) or [] if cluster in (None, r.cluster)]
             if templates:
                 return None, ('%s is a template (vmid %s), not a server: a template gets no role. Clone it into a '
                               'guest, or name a server.' % (excerpt(name), ', '.join(str(r.vmid) for r in templates)))
@@ -275,7 +286,12 @@ class MergedView:
                 return None, ('Server %s has no guest with vmid %s; its vmids are %s.'
                               % (excerpt(name), excerpt(vmid, quote=False),
                                  ', '.join(str(r.vmid) for r in candidates)))
-            return match[0], None
+            candidates = match
+        clusters = sorted(set(r.cluster for r in candidates))
+        if len(clusters) > 1:
+            return None, ('Server name %s is used in the clusters %s: name its cluster (cluster: %s), or use one of '
+                          'the host names %s.' % (excerpt(name), ', '.join(clusters), clusters[0],
+                                                  ', '.join(excerpt(r.host, quote=False) for r in candidates)))
         if len(candidates) > 1:
             return None, ('Server name %s is ambiguous: %d guests share it (vmids %s). Give vmid, '
                           'or use one of the host names %s.'
@@ -283,9 +299,9 @@ class MergedView:
                              ', '.join(excerpt(r.host, quote=False) for r in candidates)))
         return candidates[0], None
 
-    def resolve(self, name, vmid=None):
+    def resolve(self, name, vmid=None, cluster=None):
         """The record for a server, or UnknownServerError with a helpful message."""
-        record, problem = self.find(name, vmid)
+        record, problem = self.find(name, vmid, cluster)
         if problem:
             raise UnknownServerError(problem, [problem])
         return record
@@ -299,8 +315,8 @@ def host_name(name):
     return _NOT_IN_HOST_NAME.sub('-', name)
 
 
-def build_view(guests, declared, include_templates=False):
-    """Merge live guests with declared servers. Pure: no I/O.
+def build_view(guests, declared, include_templates=False, cluster=None):
+    """Merge live guests with declared servers of one cluster. Pure: no I/O.
 
     Guests come in the shape of /cluster/resources?type=vm. Two live guests
     with one name stay two records, named `<name>-<vmid>` in the inventory.
@@ -346,19 +362,59 @@ def build_view(guests, declared, include_templates=False):
                 vmid = None
             records.append(ServerRecord(host=name, name=name, vmid=vmid, source=DECLARED_ONLY, declared=entry))
 
-    taken = set()
     for record in records:
         record.host = host_name(record.host)
+        record.cluster = cluster
+    _unique_hosts(records, warnings)
+    records.sort(key=lambda r: (r.name, r.vmid or 0))
+    for same_name in templates.values():
+        for record in same_name:
+            record.cluster = cluster
+        same_name.sort(key=lambda r: r.vmid or 0)
+    return MergedView(records, warnings, templates, [cluster] if cluster is not None else [])
+
+
+def _unique_hosts(records, warnings):
+    taken = set()
+    for record in records:
         if record.host in taken:
             # `<name>-<vmid>` met a guest really called that: keep both, visibly.
             warnings.append('Host name %r is used twice; the guest with vmid %s is listed as %s-vmid%s.'
                             % (record.host, record.vmid, record.host, record.vmid))
             record.host = '%s-vmid%s' % (record.host, record.vmid)
         taken.add(record.host)
-    records.sort(key=lambda r: (r.name, r.vmid or 0))
-    for same_name in templates.values():
-        same_name.sort(key=lambda r: r.vmid or 0)
-    return MergedView(records, warnings, templates)
+
+
+def combine(views):
+    """One view of several clusters' views (each from build_view with its cluster). Pure.
+
+    A name used in more than one cluster gives one host per cluster, `<host>.<cluster>`,
+    with a warning; each cluster's own warnings are prefixed with its name.
+    """
+    if len(views) == 1:
+        return views[0]
+    clusters_of = {}
+    for view in views:
+        for record in view:
+            clusters_of.setdefault(record.name, set()).add(record.cluster)
+    records, warnings, templates, clusters = [], [], {}, []
+    for view in views:
+        clusters.extend(view.clusters)
+        warnings.extend('Cluster %s: %s' % (', '.join(view.clusters), warning) for warning in view.warnings)
+        for name, same_name in view.templates.items():
+            templates.setdefault(name, []).extend(same_name)
+        records.extend(view.records)
+    shared = {}
+    for record in records:
+        if len(clusters_of[record.name]) > 1:
+            record.host = '%s.%s' % (record.host, record.cluster)
+            shared.setdefault(record.name, []).append(record.host)
+    for name in sorted(shared):
+        warnings.append('The name %r is used in the clusters %s: it is listed as %s.'
+                        % (name, ', '.join(sorted(clusters_of[name])), ', '.join(sorted(shared[name]))))
+    _unique_hosts(records, warnings)
+    records.sort(key=lambda r: (r.name, r.cluster, r.vmid or 0))
+    return MergedView(records, warnings, templates, clusters)
 
 
 LOOKUPS_REFUSED = ('The IP lookups were skipped for this run: %s Give the token VM.GuestAgent.Audit (PVE 9) or '
@@ -410,7 +466,8 @@ def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max
     known status in `last_status`. `project` is the config repo relative paths are in.
     """
     declared = load_tfvars(tfvars, project)
-    view = build_view(client.cluster_resources('vm'), declared, include_templates=include_templates)
+    guests = client.cluster_resources('vm')
+    view = build_view(guests, declared, include_templates=include_templates, cluster=client.cluster)
     previous = previous or {}
     wanting = [r for r in view if want_ips and _wants_lookup(r)]
     ask = [r for r in wanting if not _agent_known_off(r, previous.get(r.vmid))]
@@ -432,3 +489,25 @@ def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max
             last = previous.get(record.vmid) or {}
             record.last_status = last.get('last_status') if last.get('status') == 'unknown' else last.get('status')
     return view
+
+
+def fetch_views(targets, include_templates=False, want_ips=False, max_workers=None, project=None):
+    """fetch_view() of several clusters at once: [view, or the ProxmoxManagerError it raised] in target order.
+
+    `targets` are plain dicts {client, tfvars, previous}. Each cluster is asked in its own thread, so
+    ten clusters cost about one cluster's listing time; the IP lookups of each share max_workers.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(target):
+        try:
+            return fetch_view(target['client'], target.get('tfvars'), include_templates=include_templates,
+                              want_ips=want_ips, max_workers=max_workers, previous=target.get('previous'),
+                              project=project)
+        except ProxmoxManagerError as exc:
+            return exc
+
+    if len(targets) == 1:
+        return [one(targets[0])]
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        return list(pool.map(one, targets))

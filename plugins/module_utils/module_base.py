@@ -22,7 +22,11 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils import (
     state_schema,
     state_store,
 )
-from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxApiError, ProxmoxManagerError
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
+    ProxmoxApiError,
+    ProxmoxManagerError,
+    in_cluster,
+)
 from ansible_collections.proxmox_manager.core.plugins.module_utils.schemas import HAS_JSONSCHEMA
 
 STATE_ARGSPEC = dict(
@@ -32,6 +36,13 @@ STATE_ARGSPEC = dict(
     # The collection's action plugins fill it in on the controller (config_repo.project_dir).
     project_dir=dict(type='path', fallback=(env_fallback, [config_repo.PROJECT_DIR_ENV])),
 )
+
+# Every cluster a call covers (declarations_validate, server_drift); the action fills it from the inventory file.
+# No fallback and no default: an option an entry leaves unset is the call's own (cluster_targets).
+_CLUSTER_SUBOPTIONS = dict((key, dict((k, v) for k, v in spec.items() if k not in ('fallback', 'default')))
+                           for key, spec in proxmox_client.CONNECTION_ARGSPEC.items() if key != 'inventory_file')
+_CLUSTER_SUBOPTIONS.update(cluster=dict(type='str', required=True), tfvars_path=dict(type='path'))
+CLUSTERS_ARGSPEC = dict(clusters=dict(type='list', elements='dict', options=_CLUSTER_SUBOPTIONS))
 
 BACKUP_ARGSPEC = dict(
     backup=dict(type='bool', default=False),
@@ -45,10 +56,12 @@ class ProxmoxManagerModule(AnsibleModule):
     `connection=False` is for modules that only read the state DB.
     """
 
-    def __init__(self, argument_spec, connection=True, backup=False, **kwargs):
+    def __init__(self, argument_spec, connection=True, backup=False, all_clusters=False, **kwargs):
         spec = dict(STATE_ARGSPEC)
         if backup:
             spec.update(BACKUP_ARGSPEC)
+        if all_clusters:
+            spec.update(CLUSTERS_ARGSPEC)
         if connection:
             spec.update(proxmox_client.CONNECTION_ARGSPEC)
             kwargs.setdefault('required_together', []).append(('api_token_id', 'api_token_secret'))
@@ -58,6 +71,7 @@ class ProxmoxManagerModule(AnsibleModule):
         self._enter_project_dir()
         self._client = None
         self._store = None
+        self._targets = None
 
     def _check_libs(self, connection):
         missing = [(lib, err) for lib, ok, err in (
@@ -85,24 +99,61 @@ class ProxmoxManagerModule(AnsibleModule):
         return self._client
 
     @property
+    def cluster(self):
+        """The cluster this call acts on: the `cluster` option, else the connection's (client.cluster)."""
+        return self.client.cluster
+
+    @property
     def store(self):
         if self._store is None:
             self._store = state_store.StateStore(self.params['state_db'])
         return self._store
 
-    def merged_view(self, include_templates=False, want_ips=False, max_workers=None):
-        """The one answer to "which servers exist", as the inventory computes it.
+    def cluster_targets(self):
+        """[{cluster, client, tfvars}] of every cluster this call covers: the `clusters` option, else its own.
 
-        A listing without guests is refused while the state DB records guests (merged_view.emptied).
+        Made once per call, so its clients (and a password login each) serve every use.
         """
-        view = merged_view.fetch_view(self.client, self.params['tfvars_path'], include_templates=include_templates,
-                                      want_ips=want_ips, max_workers=max_workers)
-        if not self.params['allow_empty_cluster'] and not any(record.is_live for record in view):
-            recorded = sum(1 for row in self.store.servers() if row['vmid'] is not None and row['present'])
-            problem = merged_view.emptied(view, recorded)
-            if problem:
-                raise ProxmoxApiError('%s Nothing was changed.' % problem, path='/cluster/resources')
-        return view
+        if self._targets is None:
+            self._targets = self._cluster_targets()
+        return self._targets
+
+    def _cluster_targets(self):
+        if not self.params.get('clusters'):
+            # Its name is asked (if need be) after the tfvars file is read: a bad file fails before any API call.
+            return [dict(cluster=self.params.get('cluster'), client=self.client, tfvars=self.params['tfvars_path'])]
+        own = dict((key, self.params.get(key)) for key in proxmox_client.CONNECTION_ARGSPEC)
+        targets = []
+        for entry in self.params['clusters']:
+            options = dict(own, **dict((key, value) for key, value in entry.items() if value is not None))
+            targets.append(dict(cluster=entry['cluster'], client=proxmox_client.ProxmoxClient(options),
+                                tfvars=entry.get('tfvars_path')))
+        return targets
+
+    def merged_view(self, include_templates=False, want_ips=False, max_workers=None):
+        """The one answer to "which servers exist", as the inventory computes it, for every cluster this call covers.
+
+        The clusters are asked at once and combined (merged_view.combine). A cluster that fails fails the
+        call, named when there are several; so does one that lists no guest while the state DB records guests
+        of it (merged_view.emptied).
+        """
+        targets = self.cluster_targets()
+        views = merged_view.fetch_views(targets, include_templates=include_templates, want_ips=want_ips,
+                                        max_workers=max_workers)
+        rows = None
+        for target, view in zip(targets, views):
+            if isinstance(view, ProxmoxManagerError):
+                raise in_cluster(view, target['cluster']) if len(targets) > 1 else view
+            if not self.params['allow_empty_cluster'] and not any(record.is_live for record in view):
+                cluster = view.clusters[0]
+                rows = self.store.servers() if rows is None else rows
+                recorded = sum(1 for row in rows if row['cluster'] == cluster and row['vmid'] is not None
+                               and row['present'])
+                problem = merged_view.emptied(view, recorded)
+                if problem:
+                    raise in_cluster(ProxmoxApiError('%s Nothing was changed.' % problem, path='/cluster/resources'),
+                                     cluster)
+        return merged_view.combine(views)
 
     def write(self, apply):
         """apply(check_mode) -> (changed, result, diff), with the backup option.
@@ -111,6 +162,9 @@ class ProxmoxManagerModule(AnsibleModule):
         taken only when something will change, before it changes.
         """
         result = {}
+        # A write that upgrades an older DB gives its rows to this call's cluster (state_schema.upgrade); only a
+        # write needs to know it, so a reader never asks Proxmox for the cluster's name.
+        self.store.owner = dict(cluster=self.cluster, view=state_db.view_name(self.client.host, self.client.port))
         if self.params.get('backup') and not self.check_mode and self.store.exists:
             if apply(True)[0]:
                 if self.store.path is None:

@@ -54,6 +54,9 @@ _NOT_TRANSIENT = (501, 595)
 
 CONNECTION_ARGSPEC = dict(
     api_host=dict(type='str', fallback=(env_fallback, ['PROXMOX_HOST'])),
+    cluster=dict(type='str', fallback=(env_fallback, ['PROXMOX_CLUSTER'])),
+    # Read by the action on the controller (plugin_utils/module_action.py); the module takes no other use of it.
+    inventory_file=dict(type='path', fallback=(env_fallback, ['PROXMOX_MANAGER_INVENTORY'])),
     api_port=dict(type='int', default=DEFAULT_PORT, fallback=(env_fallback, ['PROXMOX_PORT'])),
     api_user=dict(type='str', fallback=(env_fallback, ['PROXMOX_USER'])),
     api_password=dict(type='str', no_log=True, fallback=(env_fallback, ['PROXMOX_PASSWORD'])),
@@ -153,6 +156,14 @@ class ProxmoxClient:
         else:
             self._verify = True
         self._api = None
+        self._cluster = options.get('cluster')
+
+    @property
+    def cluster(self):
+        """The cluster's name: the `cluster` option, else cluster_name() (one call, then remembered)."""
+        if not self._cluster:
+            self._cluster = self.cluster_name()
+        return self._cluster
 
     @property
     def url(self):
@@ -256,6 +267,24 @@ class ProxmoxClient:
             # what proxmoxer returns for a 2xx body that is not JSON (an HTML page from a proxy, say)
             raise _malformed('%s%s' % (self.url, path), 'the body', 'JSON', data['errors'])
         return data
+
+    def cluster_name(self):
+        """The name GET /cluster/status gives: the cluster's, else the node's for a node in no cluster."""
+        where = '%s/cluster/status' % self.url
+        try:
+            items = _items(self.get('/cluster/status'), where)
+        except ProxmoxAuthError as exc:
+            if exc.status != 403:
+                raise
+            raise ProxmoxAuthError('%s Without Sys.Audit on / the cluster\'s name is unknown: name the cluster with '
+                                   'the cluster option (PROXMOX_CLUSTER), or grant Sys.Audit on /.' % exc,
+                                   status=403, path='/cluster/status') from None
+        names = dict((item.get('type'), item.get('name')) for item in items if item.get('type') in ('cluster', 'node'))
+        nodes = [item for item in items if item.get('type') == 'node']
+        name = names.get('cluster') or (names.get('node') if len(nodes) == 1 else None)
+        if not _is_text(name) or not name:
+            raise _malformed(where, 'data', 'a cluster entry with a name (or one node entry)', items)
+        return name
 
     def cluster_resources(self, kind):
         """Every resource of one kind in ONE call, whatever the cluster size; guests are checked (see _guests)."""

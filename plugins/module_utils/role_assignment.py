@@ -126,8 +126,8 @@ def resolve(view, entries, catalog):
     return resolved, problems
 
 
-def assign(store, resolved, check_mode, tool='server_role'):
-    """Record the roles in ONE transaction; (changed, {servers: [...]}, diff).
+def assign(store, resolved, check_mode, cluster, tool='server_role'):
+    """Record the roles of servers of `cluster` in ONE transaction; (changed, {servers: [...]}, diff).
 
     A server missing from the DB gets its row here (the seeds' fix). In
     check mode the same plan is computed without writing.
@@ -140,10 +140,10 @@ def assign(store, resolved, check_mode, tool='server_role'):
             row['only_if_role'] = entry['role']  # absent with a role removes only that role
         rows.append(row)
     if check_mode:
-        plan = store.preview_servers(rows)
+        plan = store.preview_servers(rows, cluster)
     else:
         with store.writing() as conn:
-            plan = store.upsert_servers(conn, rows, tool)
+            plan = store.upsert_servers(conn, rows, tool, cluster)
     servers, before, after = [], {}, {}
     for (record, entry), (key, old, changes) in zip(resolved, plan.results):
         previous = old['role'] if old else None
@@ -163,18 +163,18 @@ def require_valid(problems):
         raise UnknownServerError(problems_text(problems), problems)
 
 
-def sync(store, view, check_mode, tool='server_sync'):
-    """Reconcile the state DB with the merged view; (changed, result, diff).
+def sync(store, view, check_mode, cluster, tool='server_sync'):
+    """Reconcile the state DB's rows of `cluster` with its merged view; (changed, result, diff).
 
     New servers get rows, known ones get fresh facts, servers gone from the
     view are marked absent (never deleted, role kept). Roles are untouched.
     """
     rows = [server_facts(record) for record in view]
     if check_mode:
-        plan = store.preview_servers(rows, roles=False, mark_missing=True)
+        plan = store.preview_servers(rows, cluster, roles=False, mark_missing=True)
     else:
         with store.writing() as conn:
-            plan = store.upsert_servers(conn, rows, tool, roles=False, mark_missing=True)
+            plan = store.upsert_servers(conn, rows, tool, cluster, roles=False, mark_missing=True)
     added = [key for key, old, _changes in plan.results if old is None]
     updated = dict((key, changes) for key, old, changes in plan.results if old is not None and changes)
     absent = [dict(name=row['name'], vmid=row['vmid'], role=row['role']) for row in plan.absent]

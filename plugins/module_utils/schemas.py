@@ -25,6 +25,9 @@ except (ImportError, ValueError):  # pragma: no cover - reported by the callers
 
 _NAME = {'type': 'string', 'minLength': 1, 'maxLength': 253,
          'pattern': '^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$'}
+# A cluster's name, as module_utils/clusters.py accepts it (1 to 63 characters, starting with a letter).
+CLUSTER_PATTERN = '^[A-Za-z][A-Za-z0-9_-]{0,62}$'
+_CLUSTER = {'type': 'string', 'pattern': CLUSTER_PATTERN}
 
 TFVARS_SCHEMA = {
     '$schema': 'https://json-schema.org/draft/2020-12/schema',
@@ -115,6 +118,8 @@ ROLES_SCHEMA = {
                              'description': 'A role of the catalog (the role directories of roles/).'},
                     'vmid': {'type': 'integer', 'minimum': 100, 'maximum': 999999999,
                              'description': 'Picks one of several guests that share the name.'},
+                    'cluster': dict(_CLUSTER, description='The cluster of the server: needed when its name is '
+                                                          'used in more than one cluster.'),
                     'vars': {'type': 'object', 'description': 'Variables for the role on this server.',
                              'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_]*$'}},
                 },
@@ -124,18 +129,25 @@ ROLES_SCHEMA = {
 }
 
 # state/datastores.yml: the default datastores new disks land on.
+_DEFAULTS = {
+    'default_hdd': {'type': 'string', 'minLength': 1, 'maxLength': 100,
+                    'description': 'Datastore id for disks with disk_type hdd.'},
+    'default_ssd': {'type': 'string', 'minLength': 1, 'maxLength': 100,
+                    'description': 'Datastore id for disks with disk_type ssd or nvme.'},
+}
 DATASTORES_SCHEMA = {
     '$schema': 'https://json-schema.org/draft/2020-12/schema',
     '$id': 'https://proxmox-manager.github.io/core/schemas/datastores.schema.json',
     'title': 'state/datastores.yml: the default HDD and SSD datastores',
     'type': 'object',
     'additionalProperties': False,
-    'properties': {
-        'default_hdd': {'type': 'string', 'minLength': 1, 'maxLength': 100,
-                        'description': 'Datastore id for disks with disk_type hdd.'},
-        'default_ssd': {'type': 'string', 'minLength': 1, 'maxLength': 100,
-                        'description': 'Datastore id for disks with disk_type ssd or nvme.'},
-    },
+    'properties': dict(_DEFAULTS, clusters={
+        'description': 'Cluster name -> the defaults of that cluster, where they differ from the top level (which '
+                       'applies to every cluster).',
+        'type': 'object',
+        'propertyNames': _CLUSTER,
+        'additionalProperties': {'type': 'object', 'additionalProperties': False, 'properties': _DEFAULTS},
+    }),
 }
 
 SCHEMAS = {

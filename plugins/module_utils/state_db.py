@@ -21,8 +21,9 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import
 DEFAULT_DB = os.path.join('state', 'proxmox_manager.db')
 DB_ENV = 'PROXMOX_MANAGER_DB'
 # 1: the original Flask app's DB (servers.name unique, no change log).
-# 2: this collection's first layout.
-SCHEMA_VERSION = 2
+# 2: this collection's first layout (one cluster).
+# 3: servers and datastores keyed by cluster.
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 60
 BUSY_TIMEOUT_ENV = 'PROXMOX_MANAGER_DB_TIMEOUT'
 
@@ -159,5 +160,10 @@ def check_not_a_directory(path, action):
 
 
 def roles_by_server(rows):
-    """{vmid, or name for a server without one: role} of (vmid, name, role) rows that have a role."""
-    return dict((vmid if vmid is not None else name, role) for vmid, name, role in rows if role)
+    """{(cluster, vmid, or name for a server without one): role} of (cluster, vmid, name, role) rows with a role."""
+    return dict(((cluster, vmid if vmid is not None else name), role) for cluster, vmid, name, role in rows if role)
+
+
+def view_name(api_host, api_port):
+    """The name a cluster's recorded view is kept under: by its connection, which is known even when it is down."""
+    return 'inventory@%s:%s' % (api_host, api_port)

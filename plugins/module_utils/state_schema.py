@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, proxmox_manager.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The state DB's tables (SQLAlchemy), how to tell its version, and the v1 -> v2 upgrade.
+"""The state DB's tables (SQLAlchemy), how to tell its version, and the upgrade of older layouts.
 
 Every function here works inside a transaction the caller holds; none opens one.
 """
@@ -33,8 +33,9 @@ if HAS_SQLALCHEMY:
     servers = sa.Table(
         'servers', metadata,
         sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column('cluster', sa.String(64), nullable=False),
         sa.Column('name', sa.String(253), nullable=False, index=True),
-        sa.Column('vmid', sa.Integer, nullable=True, unique=True),
+        sa.Column('vmid', sa.Integer, nullable=True),
         sa.Column('node', sa.String(64)),
         sa.Column('type', sa.String(8)),
         sa.Column('status', sa.String(32)),
@@ -48,14 +49,17 @@ if HAS_SQLALCHEMY:
         sa.Column('absent_since', sa.DateTime),
         sa.Column('created_at', sa.DateTime, nullable=False),
         sa.Column('updated_at', sa.DateTime, nullable=False),
+        # A vmid is unique within its cluster only.
+        sa.UniqueConstraint('cluster', 'vmid', name='ux_servers_cluster_vmid'),
     )
-    # One row per name while no vmid is known (declared, not created yet). Plain DDL, the same on
+    # One row per name and cluster while no vmid is known (declared, not created yet). Plain DDL, the same on
     # SQLite and PostgreSQL: a postgresql_where= index option would import that dialect (~25 ms) on every run.
     event.listen(servers, 'after_create', sa.DDL(
-        'CREATE UNIQUE INDEX ux_servers_name_no_vmid ON servers (name) WHERE vmid IS NULL'
+        'CREATE UNIQUE INDEX ux_servers_name_no_vmid ON servers (cluster, name) WHERE vmid IS NULL'
     ).execute_if(dialect=('sqlite', 'postgresql')))
     datastores = sa.Table(
         'datastores', metadata,
+        sa.Column('cluster', sa.String(64), primary_key=True),
         sa.Column('id', sa.String(100), primary_key=True),
         sa.Column('name', sa.String(100), nullable=False),
         sa.Column('type', sa.String(50), nullable=False),
@@ -76,6 +80,7 @@ if HAS_SQLALCHEMY:
         'change_log', metadata,
         sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
         sa.Column('at', sa.DateTime, nullable=False),
+        sa.Column('cluster', sa.String(64)),
         sa.Column('entity', sa.String(16), nullable=False),
         sa.Column('key', sa.String(253), nullable=False),
         sa.Column('field', sa.String(64), nullable=False),
@@ -123,23 +128,33 @@ def checked_version(conn, where):
     return found
 
 
-def upgrade(conn, where):
-    """Bring the DB to SCHEMA_VERSION (creating it when empty), inside the caller's write transaction."""
+def upgrade(conn, where, owner=None):
+    """Bring the DB to SCHEMA_VERSION (creating it when empty), inside the caller's write transaction.
+
+    An older DB knew one cluster: its servers and datastores become the rows of the cluster
+    `owner` names ({cluster, view}: the writer's cluster and the recorded view name of its
+    connection). When the DB recorded views of other connections but not this one, the
+    upgrade is refused: the rows would be given to the wrong cluster.
+    """
     found = checked_version(conn, where)
     if found == SCHEMA_VERSION:
         return
-    if found == 1:
-        _upgrade_v1(conn)
+    if found is not None:
+        _upgrade_rows(conn, where, found, owner or {})
     metadata.create_all(conn, checkfirst=True)
     conn.execute(meta_table.delete().where(meta_table.c.key == 'schema_version'))
     conn.execute(meta_table.insert().values(key='schema_version', value=str(SCHEMA_VERSION)))
 
 
-def v1_servers(conn, where='(the state DB)'):
-    """The servers of a v1 DB as the upgrade will keep them; [] for any other DB."""
-    if version(conn, where) != 1:
+def old_rows(conn, table, owner, where='(the state DB)'):
+    """The rows of `table` (servers or datastores) of an older DB as its upgrade will keep them for `owner`;
+    [] for any other DB. Refused, in upgrade()'s words, when the upgrade would be (check mode says so too)."""
+    found = version(conn, where)
+    if found is None or found == SCHEMA_VERSION:
         return []
-    return _v1_server_rows(conn, sa.inspect(conn), utcnow())
+    inspector = sa.inspect(conn)
+    _refuse_foreign(conn, inspector, where, found, owner or {})
+    return _owned_rows(conn, inspector, table, owner['cluster'])
 
 
 def _default_sql(column, dialect):
@@ -150,41 +165,77 @@ def _default_sql(column, dialect):
     return ' DEFAULT %s' % (arg.compile(dialect=dialect) if hasattr(arg, 'compile') else "'%s'" % arg)
 
 
-def _v1_server_rows(conn, inspector, now):
-    """The servers of a v1 DB in the v2 shape (what the upgrade writes back)."""
-    if 'servers' not in inspector.get_table_names():
+def _rows(conn, inspector, table):
+    """The rows of an older `table`, with the columns it shares with today's (the others left to their defaults)."""
+    if table.name not in inspector.get_table_names():
         return []
-    old_cols = set(c['name'] for c in inspector.get_columns('servers'))
-    keep = [c.name for c in servers.columns if c.name in old_cols]
-    rows = [dict(r._mapping) for r in conn.execute(sa.text('SELECT %s FROM servers' % ', '.join(keep)))]
+    old_cols = set(c['name'] for c in inspector.get_columns(table.name))
+    keep = [c.name for c in table.columns if c.name in old_cols]
+    # Selected through today's column types, so SQLite's datetime text comes back as datetimes.
+    return [dict(r._mapping) for r in conn.execute(sa.select(*[table.c[name] for name in keep]))]
+
+
+def _owned_rows(conn, inspector, table, cluster):
+    """The rows of an older `table` in today's shape, as rows of `cluster`."""
+    rows = _rows(conn, inspector, table)
+    now = utcnow()
     for row in rows:
-        for col in servers.columns:
-            row.setdefault(col.name, None)
-        row['present'] = True
-        row['created_at'] = row['created_at'] or now
-        row['updated_at'] = row['updated_at'] or now
+        row['cluster'] = cluster
+        if table is servers:
+            for col in servers.columns:
+                row.setdefault(col.name, None)
+            if row['present'] is None:  # v1 had no such column: every server it knew was there
+                row['present'] = True
+            row['created_at'] = row['created_at'] or now
+            row['updated_at'] = row['updated_at'] or now
     return rows
 
 
-def _upgrade_v1(conn):
-    """v1 (the original app's DB) -> v2: rebuild servers, add the new columns."""
+def _refuse_foreign(conn, inspector, where, found, owner):
+    """Raise when the rows of an older DB cannot go to `owner`'s cluster."""
+    if not set(inspector.get_table_names()) & set(['servers', 'datastores']):
+        return
+    problem = None
+    recorded = []
+    if snapshots.name in inspector.get_table_names():
+        recorded = sorted(r[0] for r in conn.execute(sa.select(snapshots.c.name)))
+    if not owner.get('cluster'):
+        problem = ('it knew one cluster, and this writer does not know which cluster it is: run a module that '
+                   'connects to Proxmox first')
+    elif recorded and owner.get('view') not in recorded:
+        problem = ('its servers were recorded from %s, not from this connection (%s, cluster %s): run the first '
+                   'write against that cluster, so that its rows keep their cluster'
+                   % (', '.join(name.split('@', 1)[-1] for name in recorded),
+                      (owner.get('view') or '?').split('@', 1)[-1], owner['cluster']))
+    if problem:
+        raise StateStoreError('Cannot upgrade the state DB %s (schema v%s) to v%s: %s.'
+                              % (where, found, SCHEMA_VERSION, problem))
+
+
+def _upgrade_rows(conn, where, found, owner):
+    """An older DB -> today's: servers and datastores rebuilt as rows of the owner's cluster."""
     inspector = sa.inspect(conn)
     tables = set(inspector.get_table_names())
-    now = utcnow()
-    if 'servers' in tables:
-        # v1 made names unique; guest names are not, so the table is rebuilt.
-        rows = _v1_server_rows(conn, inspector, now)
-        conn.exec_driver_sql('DROP TABLE servers')
-        servers.create(conn)
-        if rows:
-            conn.execute(servers.insert(), rows)
-            if conn.dialect.name == 'postgresql':
-                # The rows keep their ids, which PostgreSQL's id sequence does not see: move it past them,
-                # or the next new server gets id 1 again (duplicate key).
-                conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('servers', 'id'), MAX(id)) FROM servers")
-    if 'datastores' in tables:
-        have = set(c['name'] for c in inspector.get_columns('datastores'))
-        for column in datastores.columns:
+    _refuse_foreign(conn, inspector, where, found, owner)
+    server_rows = _owned_rows(conn, inspector, servers, owner.get('cluster'))
+    store_rows = _owned_rows(conn, inspector, datastores, owner.get('cluster'))
+    # v1 made names unique, v2 vmids; both keys now include the cluster, so the tables are rebuilt.
+    for table in (servers, datastores):
+        if table.name in tables:
+            conn.exec_driver_sql('DROP TABLE %s' % table.name)
+        table.create(conn)
+    if server_rows:
+        conn.execute(servers.insert(), server_rows)
+        if conn.dialect.name == 'postgresql':
+            # The rows keep their ids, which PostgreSQL's id sequence does not see: move it past them,
+            # or the next new server gets id 1 again (duplicate key).
+            conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('servers', 'id'), MAX(id)) FROM servers")
+    if store_rows:
+        conn.execute(datastores.insert(), store_rows)
+    if change_log.name in tables:
+        have = set(c['name'] for c in inspector.get_columns(change_log.name))
+        for column in change_log.columns:
             if column.name not in have:
-                conn.exec_driver_sql('ALTER TABLE datastores ADD COLUMN %s %s%s' % (
-                    column.name, column.type.compile(dialect=conn.dialect), _default_sql(column, conn.dialect)))
+                conn.exec_driver_sql('ALTER TABLE %s ADD COLUMN %s %s%s' % (
+                    change_log.name, column.name, column.type.compile(dialect=conn.dialect),
+                    _default_sql(column, conn.dialect)))

@@ -52,15 +52,20 @@ ADVISORY_LOCK_KEY = 7243001
 
 
 class StateStore:
-    """One state DB. Use `reading()` and `writing()` for transactions."""
+    """One state DB. Use `reading()` and `writing()` for transactions.
 
-    def __init__(self, option=None):
+    `owner` ({cluster, view}, see state_schema.upgrade) is the cluster an older DB's rows go to when a write
+    upgrades it; readers need none.
+    """
+
+    def __init__(self, option=None, owner=None):
         if not schema.HAS_SQLALCHEMY:
             raise StateStoreError('The Python library SQLAlchemy (2.x) is required: %s'
                                   % schema.SQLALCHEMY_IMPORT_ERROR)
         self.url = db_url(option)
         self.path = sqlite_path(self.url)
         self.busy_timeout = busy_timeout()
+        self.owner = owner
         self._engine = None
         self._wal_on = False
         self._upgraded = False
@@ -170,7 +175,7 @@ class StateStore:
                         yield conn if current else None
                         return
                     if not self._upgraded:
-                        schema.upgrade(conn, self.display_url)
+                        schema.upgrade(conn, self.display_url, self.owner)
                     yield conn
             self._upgraded = True
         except SQLAlchemyError as exc:
@@ -207,17 +212,19 @@ class StateStore:
 
     # -- servers ------------------------------------------------------------
 
-    def servers(self, conn=None, rows=None):
-        """Server rows as dicts (empty when there is no DB yet).
+    def servers(self, conn=None, rows=None, cluster=None):
+        """Server rows as dicts (empty when there is no DB yet), of one cluster or (None) of all.
 
         With `rows`, only those that could match them (small upserts stay
         cheap on a big table); else every row.
         """
         if conn is None:
             with self.reading() as conn2:
-                return [] if conn2 is None else self.servers(conn2, rows)
+                return [] if conn2 is None else self.servers(conn2, rows, cluster)
         servers = schema.servers
-        query = sa.select(servers).order_by(servers.c.name, servers.c.vmid)
+        query = sa.select(servers).order_by(servers.c.cluster, servers.c.name, servers.c.vmid)
+        if cluster is not None:
+            query = query.where(servers.c.cluster == cluster)
         if rows is not None and len(rows) <= _TARGETED_MAX:
             vmids = [r['vmid'] for r in rows if r.get('vmid') is not None]
             names = [r['name'] for r in rows]
@@ -226,45 +233,49 @@ class StateStore:
         return [dict(r._mapping) for r in conn.execute(query)]
 
     def applied_roles(self):
-        """{vmid, or name for a server without one: role} of the servers that have a role."""
-        return roles_by_server((row['vmid'], row['name'], row['role']) for row in self.servers())
+        """{(cluster, vmid, or name for a server without one): role} of the servers that have a role."""
+        return roles_by_server((row['cluster'], row['vmid'], row['name'], row['role']) for row in self.servers())
 
-    def upsert_servers(self, conn, rows, tool, roles=True, mark_missing=False):
-        """Apply server_plan.plan_servers() in the caller's write transaction; returns the plan."""
-        plan = plan_servers(self.servers(conn, None if mark_missing else rows), rows, roles=roles,
+    def upsert_servers(self, conn, rows, tool, cluster, roles=True, mark_missing=False):
+        """Apply server_plan.plan_servers() to `cluster`'s servers in the caller's write transaction; the plan."""
+        plan = plan_servers(self.servers(conn, None if mark_missing else rows, cluster), rows, roles=roles,
                             mark_missing=mark_missing)
+        for row in plan.inserts:
+            row['cluster'] = cluster
         _insert_many(conn, schema.servers, plan.inserts)
         _update_many(conn, schema.servers, plan.updates)
-        self.log_changes(conn, plan.log, tool)
+        self.log_changes(conn, plan.log, tool, cluster)
         return plan
 
-    def preview_servers(self, rows, roles=True, mark_missing=False):
+    def preview_servers(self, rows, cluster, roles=True, mark_missing=False):
         """The same plan, computed read-only (check mode)."""
-        existing = self.servers(rows=None if mark_missing else rows)
+        existing = self.servers(rows=None if mark_missing else rows, cluster=cluster)
         if not existing:
-            # A v1 DB reads as empty, but the write will upgrade it first: plan on its rows.
-            existing = self._v1_servers()
+            # An older DB reads as empty, but the write will upgrade it first: plan on its rows.
+            existing = self.old_rows(schema.servers)
         return plan_servers(existing, rows, roles=roles, mark_missing=mark_missing)
 
-    def _v1_servers(self):
+    def old_rows(self, table):
+        """The rows of `table` an older DB's upgrade will give the owner's cluster (state_schema.old_rows)."""
         if not self.exists:
             return []
         check_not_a_directory(self.path, 'read')
         try:
             with self.engine.connect() as conn:
-                return schema.v1_servers(conn, self.display_url)
+                return schema.old_rows(conn, table, self.owner, self.display_url)
         except SQLAlchemyError as exc:
             raise self._error('read', exc) from None
 
     # -- change log ---------------------------------------------------------
 
-    def log_changes(self, conn, entries, tool):
-        """Append entries (entity, key, field, old, new) to the change log, with who, when and which commit."""
+    def log_changes(self, conn, entries, tool, cluster):
+        """Append entries (entity, key, field, old, new) of `cluster` to the change log, with who, when and which
+        commit."""
         if not entries:
             return
         now, actor, commit = utcnow(), provenance.actor(), provenance.git_commit()
-        _insert_many(conn, schema.change_log, [dict(e, at=now, actor=actor, git_commit=commit, tool=tool)
-                                               for e in entries])
+        _insert_many(conn, schema.change_log, [dict(e, at=now, actor=actor, git_commit=commit, tool=tool,
+                                                    cluster=cluster) for e in entries])
 
     def changes(self, limit=100):
         """The last `limit` change log entries, newest first."""

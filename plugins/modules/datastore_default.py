@@ -12,14 +12,17 @@ module: datastore_default
 short_description: Choose the default HDD and SSD datastores, and hand them to Terraform
 version_added: 0.1.0
 description:
-  - Sets the default HDD and/or SSD datastore that new disks land on.
-  - Both ids must exist in the datastore cache, which is refreshed from Proxmox first when it is empty.
+  - Sets the default HDD and/or SSD datastore that new disks land on, in one cluster.
+  - Acts on one cluster, the one named by O(cluster) (whose connection and O(tfvars_path) then come from the
+    inventory file's C(clusters), see C(docs/clusters.md)), else the cluster of the connection. Each cluster has
+    its own defaults; setting one cluster's never moves another's.
+  - Both ids must exist in the cluster's datastore cache, which is refreshed from Proxmox first when it is empty.
     An unknown id fails listing the known ids, and nothing changes (a cache filled on the way is written
     only with the new flags).
   - A datastore given must hold disk images (its content includes C(images)); one that does not, such as a
     C(backup)-only NFS share or a stock V(local) (C(iso,vztmpl,backup)), is refused naming its content, and nothing
     changes.
-  - A kind not given keeps its default. On a DB with no defaults yet that is E(PROXMOX_HDD_DATASTORE) /
+  - A kind not given keeps its default. For a cluster with no defaults yet that is E(PROXMOX_HDD_DATASTORE) /
     E(PROXMOX_SSD_DATASTORE), else V(local-lvm) / V(local); when that storage does not exist, the call fails
     asking for both. Such a kept default that cannot hold disks is accepted, and named in RV(default_warnings)
     and a warning.
@@ -49,9 +52,13 @@ options:
     description: The datastore id for SSD and NVMe disks.
     type: str
   terraform_vars_file:
-    description: The Terraform vars file the defaults are written to; a relative path is the config repo's (O(project_dir)).
+    description:
+      - The Terraform vars file the cluster's defaults are written to; a relative path is the config repo's
+        (O(project_dir)).
+      - Defaults to C(datastores.auto.tfvars.json) beside the cluster's tfvars file (O(tfvars_path)); for the
+        single-cluster default C(terraform/terraform.tfvars.json) that is C(terraform/datastores.auto.tfvars.json),
+        for a cluster of the inventory file's C(clusters) for example C(terraform/prod/datastores.auto.tfvars.json).
     type: path
-    default: terraform/datastores.auto.tfvars.json
 '''
 
 EXAMPLES = r'''
@@ -63,9 +70,19 @@ EXAMPLES = r'''
 - name: Only the SSD default
   proxmox_manager.core.datastore_default:
     ssd: ssd-pool
+
+- name: The lab cluster's default, written to terraform/lab/datastores.auto.tfvars.json
+  proxmox_manager.core.datastore_default:
+    cluster: lab
+    ssd: local-lvm
 '''
 
 RETURN = r'''
+cluster:
+  description: The cluster whose defaults were set.
+  returned: success
+  type: str
+  sample: prod
 default_hdd:
   description: The default HDD datastore after the call.
   returned: success
@@ -85,17 +102,17 @@ previous_ssd:
   returned: success
   type: str
 terraform_vars_file:
-  description: The Terraform vars file that holds the defaults.
+  description: The Terraform vars file that holds the cluster's defaults (absolute when O(project_dir) is known).
   returned: success
   type: str
-  sample: terraform/datastores.auto.tfvars.json
+  sample: /srv/config/terraform/prod/datastores.auto.tfvars.json
 refreshed:
-  description: Whether the cache was empty and had to be refreshed from Proxmox first.
+  description: Whether the cluster's cache was empty and had to be refreshed from Proxmox first.
   returned: success
   type: bool
 default_sources:
   description:
-    - Where each default came from, V(option) (given in this call), V(db), or on a DB with no defaults yet
+    - Where each default came from, V(option) (given in this call), V(db), or for a cluster with no defaults yet
       V(env) (E(PROXMOX_HDD_DATASTORE), E(PROXMOX_SSD_DATASTORE)) or V(builtin) (V(local-lvm), V(local)).
   returned: success
   type: dict
@@ -116,9 +133,11 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base i
 
 
 def _run(module):
-    wanted = dict((kind, module.params[kind]) for kind in datastores.KINDS if module.params[kind])
+    params = module.params
+    wanted = dict((kind, params[kind]) for kind in datastores.KINDS if params[kind])
+    tf_vars = datastores.tf_vars_path(params['terraform_vars_file'], params['tfvars_path'], params['project_dir'])
     result = module.write(lambda check: datastores.set_defaults(
-        module.store, module.client, wanted, module.params['terraform_vars_file'], check))
+        module.store, module.client, wanted, tf_vars, check, module.cluster))
     for kind in datastores.KINDS:
         if kind in result['default_warnings']:
             module.warn(result['default_warnings'][kind])
@@ -130,7 +149,7 @@ def main():
         argument_spec=dict(
             hdd=dict(type='str'),
             ssd=dict(type='str'),
-            terraform_vars_file=dict(type='path', default=datastores.DEFAULT_TF_VARS),
+            terraform_vars_file=dict(type='path'),
         ),
         backup=True,
         required_one_of=[('hdd', 'ssd')],

@@ -12,13 +12,19 @@ module: datastore_info
 short_description: The cached datastores and the default HDD/SSD choice
 version_added: 0.1.0
 description:
-  - Returns the datastores with sizes, per-node figures and flags, and the default HDD and SSD datastores,
-    from the state DB's cache.
+  - Returns the datastores of one cluster with sizes, per-node figures and flags, and its default HDD and SSD
+    datastores, from the state DB's cache.
+  - The cluster is the one named by O(cluster) (whose connection then comes from the inventory file's
+    C(clusters), see C(docs/clusters.md)), else the cluster of the connection. Only that cluster's rows are listed.
+  - When the call names no cluster and Proxmox cannot tell its name (it is down, or the token lacks C(Sys.Audit)
+    on C(/)), Proxmox is not asked again. The cache answers, with a warning, only when the state DB holds the
+    datastores of exactly one cluster; with several the call fails asking for O(cluster); with none the defaults
+    fall back as below.
   - Writes nothing, ever, and creates no state DB. Recording the datastores is
     M(proxmox_manager.core.datastore_refresh)'s job.
-  - When nothing is cached (no state DB yet, or an empty cache), or with O(live=true), asks Proxmox (two calls) and
-    answers with what a refresh would record, without recording it; RV(source) is V(proxmox), and with nothing
-    cached RV(msg) says to run M(proxmox_manager.core.datastore_refresh).
+  - When nothing is cached for the cluster (no state DB yet, or an empty cache), or with O(live=true), asks Proxmox
+    (two calls) and answers with what a refresh would record, without recording it; RV(source) is V(proxmox), and
+    with nothing cached RV(msg) says to run M(proxmox_manager.core.datastore_refresh).
   - When neither Proxmox nor the DB can answer, the defaults come from E(PROXMOX_HDD_DATASTORE) and
     E(PROXMOX_SSD_DATASTORE), else V(local-lvm) and V(local), and RV(source) and a warning say so.
   - A default disks cannot land on is named in RV(default_warnings) and in a warning, the result still carrying
@@ -56,14 +62,25 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ ds.default_hdd }} / {{ ds.default_ssd }}"
 
+- name: The lab cluster's datastores (a cluster of inventory/proxmox.yml)
+  proxmox_manager.core.datastore_info:
+    cluster: lab
+
 - name: What Proxmox reports now, without recording it
   proxmox_manager.core.datastore_info:
     live: true
 '''
 
 RETURN = r'''
+cluster:
+  description:
+    - The cluster whose datastores are listed; null when the call names none, Proxmox could not tell its name and
+      the state DB holds no cluster's datastores.
+  returned: always
+  type: str
+  sample: prod
 datastores:
-  description: The enabled datastores, as M(proxmox_manager.core.datastore_refresh) returns them.
+  description: The cluster's enabled datastores, as M(proxmox_manager.core.datastore_refresh) returns them.
   returned: always
   type: list
   elements: dict
@@ -97,18 +114,28 @@ default_warnings:
   type: dict
   sample: {"ssd": "The default SSD datastore 'local' cannot hold disks: its content is iso,vztmpl,backup, ..."}
 msg:
-  description: With nothing cached, that the list was read from Proxmox and not recorded, and to run
-    M(proxmox_manager.core.datastore_refresh).
+  description: With nothing cached for the cluster, that the list was read from Proxmox and not recorded, and to
+    run M(proxmox_manager.core.datastore_refresh) (which also upgrades a state DB of an older layout).
   returned: when nothing is cached and Proxmox answered
   type: str
 '''
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import datastores
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxManagerError
 from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base import ProxmoxManagerModule
 
 
+def _cluster(module):
+    """This call's cluster, or None (with a warning) when it names none and Proxmox cannot tell its name."""
+    try:
+        return module.cluster
+    except ProxmoxManagerError as exc:
+        module.warn('The cluster\'s name is unknown: %s' % exc)
+        return None
+
+
 def _run(module):
-    result, warnings = datastores.info(module.store, lambda: module.client, module.params['live'])
+    result, warnings = datastores.info(module.store, lambda: module.client, module.params['live'], _cluster(module))
     for warning in warnings:
         module.warn(warning)
     return dict(result, changed=False)

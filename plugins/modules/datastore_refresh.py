@@ -12,6 +12,9 @@ module: datastore_refresh
 short_description: Cache the cluster's storages in the state DB
 version_added: 0.1.0
 description:
+  - Acts on one cluster, the one named by O(cluster) (whose connection then comes from the inventory file's
+    C(clusters), see C(docs/clusters.md)), else the cluster of the connection. Only that cluster's rows of the
+    state DB are replaced; the other clusters' datastores and defaults are never touched.
   - Reads every storage of the cluster in two API calls whatever the node count (C(/cluster/resources?type=storage)
     for capacity per node, C(/storage) for type and content), then replaces the cached rows in one transaction.
   - Proxmox is asked first; when it fails, the old cache and the defaults stay exactly as they were.
@@ -19,7 +22,9 @@ description:
     The per-node figures are kept and returned. Sizes are bytes.
   - The default HDD and SSD choices survive a refresh. A default whose storage vanished from Proxmox is reported
     in RV(vanished_defaults) and as a warning, and stays the default until changed.
-  - On a DB with no defaults yet, they start from E(PROXMOX_HDD_DATASTORE) and E(PROXMOX_SSD_DATASTORE), else
+  - A state DB of the layout before several clusters (schema v2, or the original app's v1) is upgraded by the
+    first write, and its datastores, default flags included, become the rows of this call's cluster.
+  - With no defaults yet for the cluster, they start from E(PROXMOX_HDD_DATASTORE) and E(PROXMOX_SSD_DATASTORE), else
     V(local-lvm) and V(local), when those storages exist. A default that cannot hold disks (its content lacks
     C(images), as a stock V(local)'s C(iso,vztmpl,backup) does) is kept, and named in RV(default_warnings) and a
     warning.
@@ -44,19 +49,28 @@ EXAMPLES = r'''
   proxmox_manager.core.datastore_refresh:
   register: stores
 
+- name: Refresh the cache of the lab cluster declared in inventory/proxmox.yml
+  proxmox_manager.core.datastore_refresh:
+    cluster: lab
+
 - name: Show the defaults
   ansible.builtin.debug:
     msg: "HDD {{ stores.default_hdd }}, SSD {{ stores.default_ssd }}"
 '''
 
 RETURN = r'''
+cluster:
+  description: The cluster whose datastores were refreshed.
+  returned: success
+  type: str
+  sample: prod
 count:
   description: How many storages Proxmox reported.
   returned: success
   type: int
   sample: 5
 datastores:
-  description: The cached datastores after the refresh.
+  description: The cluster's cached datastores after the refresh.
   returned: success
   type: list
   elements: dict
@@ -135,7 +149,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base i
 
 
 def _run(module):
-    result = module.write(lambda check: datastores.refresh(module.store, module.client, check))
+    result = module.write(lambda check: datastores.refresh(module.store, module.client, check, module.cluster))
     for kind, sid in sorted(result['vanished_defaults'].items()):
         module.warn('The default %s datastore %r is no longer reported by Proxmox; it stays the default until '
                     'changed with proxmox_manager.core.datastore_default.' % (kind.upper(), sid))

@@ -12,22 +12,27 @@ module: declarations_validate
 short_description: Validate the role and datastore declarations kept in git
 version_added: 0.1.0
 description:
-  - Reads O(roles_file) (C(servers) with each server's C(role), optional C(vmid) and C(vars)) and
-    O(datastores_file) (C(default_hdd), C(default_ssd)), keeping the line of every key.
+  - Reads O(roles_file) (C(servers) with each server's C(role), optional C(vmid), C(cluster) and C(vars)) and
+    O(datastores_file) (C(default_hdd), C(default_ssd), and C(clusters) with the defaults of a cluster that differ),
+    keeping the line of every key.
   - Checks both against their JSON Schemas (C(schemas/roles.schema.json), C(schemas/datastores.schema.json)),
     then cross-checks them with the same code the inventory and M(proxmox_manager.core.server_role) use, every
-    declared server must be in the merged view (live Proxmox guests merged with the tfvars), every role in the
-    role catalog, every default datastore in the datastore cache or in Proxmox.
+    declared server must be in the merged view of every cluster (live Proxmox guests merged with the tfvars), every
+    role in the role catalog, every default datastore in its cluster's datastore cache or in its cluster's Proxmox.
+  - Covers every cluster the C(clusters) mapping of the inventory file declares (O(clusters), filled in on the
+    controller), else the one cluster of the connection. A server name used in more than one cluster must name its
+    C(cluster) (or be declared by its host name C(<name>.<cluster>)).
   - Every problem names the file, the line and the field (with a "did you mean" where a close name exists), and
     all of them are listed in one failure. The module only reads, so nothing is ever written.
   - A tfvars C(role) that disagrees with the declaration is a warning; the declaration wins.
-  - Returns the entries ready for the O(proxmox_manager.core.server_role#module:servers) option of
-    M(proxmox_manager.core.server_role), and separately the C(state=absent) entries of servers that have a role in
-    the state DB but are no longer declared, so a playbook applies those only when asked to prune.
+  - Returns, per cluster (RV(clusters)), the entries ready for the O(proxmox_manager.core.server_role#module:servers)
+    option of M(proxmox_manager.core.server_role), and separately the C(state=absent) entries of servers that have a
+    role in the state DB but are no longer declared, so a playbook applies those only when asked to prune.
 author:
   - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
   - proxmox_manager.core.connection
+  - proxmox_manager.core.connection.clusters
   - proxmox_manager.core.state
 attributes:
   check_mode:
@@ -39,13 +44,15 @@ attributes:
 options:
   roles_file:
     description:
-      - "The role declarations, C(servers: {NAME: {role, vmid, vars}}). NAME is a server name, or an inventory host
-        name such as C(worker-110). The file must exist; C(servers: {}) declares no role."
+      - "The role declarations, C(servers: {NAME: {role, vmid, cluster, vars}}). NAME is a server name, or an
+        inventory host name such as C(worker-110) or C(web-01.lab). The file must exist; C(servers: {}) declares no
+        role."
       - Defaults to E(PROXMOX_MANAGER_ROLES_FILE), else C(state/roles.yml) of the config repo (O(project_dir)).
     type: path
   datastores_file:
     description:
-      - The datastore declarations, C(default_hdd) and C(default_ssd). A missing file declares nothing.
+      - "The datastore declarations: C(default_hdd) and C(default_ssd) for every cluster, and
+        C(clusters: {NAME: {default_hdd, default_ssd}}) where a cluster differs. A missing file declares nothing."
       - Defaults to E(PROXMOX_MANAGER_DATASTORES_FILE), else C(state/datastores.yml) of the config repo (O(project_dir)).
     type: path
   roles_path:
@@ -65,10 +72,13 @@ EXAMPLES = r'''
   proxmox_manager.core.declarations_validate:
   register: declarations
 
-- name: Apply every declaration in one transaction, pruning only when asked
+- name: Apply each cluster's declarations in one transaction, pruning only when asked
   proxmox_manager.core.server_role:
-    servers: "{{ declarations.servers + (declarations.prune if prune | bool else []) }}"
-    backup: true
+    cluster: "{{ item.cluster }}"
+    servers: "{{ item.servers + (item.prune if prune | bool else []) }}"
+  loop: "{{ declarations.clusters }}"
+  loop_control:
+    label: "{{ item.cluster }}"
 
 - name: Declarations kept elsewhere
   proxmox_manager.core.declarations_validate:
@@ -77,8 +87,56 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+clusters:
+  description:
+    - One item per cluster the call covers, in the order of the inventory file's C(clusters) mapping, with what
+      that cluster's M(proxmox_manager.core.server_role), M(proxmox_manager.core.datastore_refresh) and
+      M(proxmox_manager.core.datastore_default) calls take.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    cluster:
+      description: The cluster's name.
+      type: str
+      sample: lab
+    servers:
+      description:
+        - One O(proxmox_manager.core.server_role#module:servers) entry per server of the cluster that is declared,
+          in file order.
+      type: list
+      elements: dict
+      sample: [{name: web-01, vmid: 101, role: web, state: present}]
+    prune:
+      description:
+        - O(proxmox_manager.core.server_role#module:servers) entries with C(state=absent) for the servers of the
+          cluster that have a role in the state DB but are not declared any more.
+      type: list
+      elements: dict
+      sample: [{name: build-box, vmid: 120, role: java, state: absent}]
+    default_hdd:
+      description: The cluster's default HDD datastore (its own under C(clusters), else the top level), null when
+        not declared.
+      type: str
+      sample: local-lvm
+    default_ssd:
+      description: The cluster's default SSD datastore, null when not declared.
+      type: str
+      sample: lab-ssd
+    datastores_refresh:
+      description:
+        - Whether a default datastore of the cluster exists in its Proxmox but not yet in its (non-empty) datastore
+          cache, so the cache must be refreshed before M(proxmox_manager.core.datastore_default) accepts it.
+      type: bool
+    terraform_vars_file:
+      description: Where the cluster's default datastores are written for Terraform, beside its tfvars file.
+      type: str
+      sample: terraform/lab/datastores.auto.tfvars.json
 servers:
-  description: One O(proxmox_manager.core.server_role#module:servers) entry per declared server, in file order.
+  description:
+    - One O(proxmox_manager.core.server_role#module:servers) entry per declared server, in file order.
+    - With several clusters, each entry also names its C(cluster); give each cluster's entries (RV(clusters[].servers))
+      to a call of its own.
   returned: success
   type: list
   elements: dict
@@ -87,24 +145,25 @@ prune:
   description:
     - O(proxmox_manager.core.server_role#module:servers) entries with C(state=absent) for the servers that have a
       role in the state DB but are not declared any more.
+    - With several clusters, each entry also names its C(cluster) (see RV(clusters[].prune)).
   returned: success
   type: list
   elements: dict
   sample: [{name: build-box, vmid: 120, role: java, state: absent}]
 undeclared:
-  description: The servers of RV(prune), with their inventory host name and role, for display.
+  description: The servers of RV(prune), with their inventory host name, cluster and role, for display.
   returned: success
   type: list
   elements: dict
-  sample: [{host: build-box, name: build-box, vmid: 120, role: java}]
+  sample: [{host: build-box, cluster: demo, name: build-box, vmid: 120, role: java}]
 stale:
   description:
-    - State DB rows with a role whose server is gone from both Proxmox and the tfvars. They cannot be pruned by
-      name; M(proxmox_manager.core.server_sync) marks them absent.
+    - State DB rows with a role whose server is gone from both Proxmox and the tfvars of its cluster. They cannot
+      be pruned by name; M(proxmox_manager.core.server_sync) marks them absent.
   returned: success
   type: list
   elements: dict
-  sample: [{name: test, vmid: null, role: web}]
+  sample: [{cluster: demo, name: test, vmid: null, role: web}]
 declarations:
   description: Every declaration as resolved against the merged view.
   returned: success
@@ -116,6 +175,9 @@ declarations:
       type: str
     host:
       description: The inventory host name of the server.
+      type: str
+    cluster:
+      description: The cluster of the server.
       type: str
     name:
       description: The guest name.
@@ -138,19 +200,23 @@ host_vars:
   type: dict
   sample: {AI-agent: {web_port: 8080}}
 default_hdd:
-  description: The declared default HDD datastore, null when not declared.
+  description:
+    - The declared default HDD datastore, null when not declared. With one cluster, that cluster's
+      (RV(clusters[].default_hdd)); with several, the top level of O(datastores_file).
   returned: success
   type: str
   sample: HDD-Storage
 default_ssd:
-  description: The declared default SSD datastore, null when not declared.
+  description:
+    - The declared default SSD datastore, null when not declared. With one cluster, that cluster's; with several,
+      the top level of O(datastores_file).
   returned: success
   type: str
   sample: ssd-pool
 datastores_refresh:
   description:
-    - Whether a declared default datastore exists in Proxmox but not yet in the (non-empty) datastore cache, so the
-      cache must be refreshed before M(proxmox_manager.core.datastore_default) accepts it.
+    - Whether the datastore cache of any cluster must be refreshed before M(proxmox_manager.core.datastore_default)
+      accepts its defaults (see RV(clusters[].datastores_refresh)).
   returned: success
   type: bool
 roles_file:
@@ -180,7 +246,41 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils import (
     role_assignment,
     server_plan,
 )
+from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxManagerError, in_cluster
 from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base import ProxmoxManagerModule
+
+_ENTRY_KEYS = ('name', 'vmid', 'role', 'state')  # what server_role's `servers` option takes
+
+
+def _check_datastores(module, decl, targets):
+    """(problems, warnings, {cluster: refresh needed}): each cluster's defaults against its own datastores."""
+    problems, warnings, refresh = [], [], {}
+    several = len(targets) > 1
+    for target in targets:
+        name, client = target['cluster'], target['client']
+        try:
+            found, found_warnings, refresh[name] = declarations.check_datastores(
+                decl, datastores.read(module.store, name), lambda client=client: datastores.fetch(client), name,
+                several)
+        except ProxmoxManagerError as exc:
+            raise in_cluster(exc, name) if several else exc
+        problems.extend(found)
+        warnings.extend(found_warnings)
+    return problems, warnings, refresh
+
+
+def _shared_vars_files(clusters):
+    """Problems for clusters whose defaults would go to one Terraform vars file (tfvars files in one directory)."""
+    problems, by_file = [], {}
+    for item in clusters:
+        if item['default_hdd'] is None and item['default_ssd'] is None:
+            continue  # nothing is written for it
+        first = by_file.setdefault(item['terraform_vars_file'], item['cluster'])
+        if first != item['cluster']:
+            problems.append('The clusters %s and %s would both write their default datastores to %s, as their tfvars '
+                            'files are in one directory: give each cluster a tfvars_path in a directory of its own.'
+                            % (first, item['cluster'], item['terraform_vars_file']))
+    return problems
 
 
 def _run(module):
@@ -188,31 +288,59 @@ def _run(module):
     decl = declarations.load(params['roles_file'], params['datastores_file'])
     catalog = role_assignment.role_catalog(params['roles_path'])
     view = module.merged_view()
-    resolved, _unresolved, problems, warnings = declarations.check_servers(
-        decl, view, catalog, merged_view.tfvars_path(params['tfvars_path']))
-    ds_problems, ds_warnings, refresh = declarations.check_datastores(
-        decl, datastores.read(module.store), lambda: datastores.fetch(module.client))
+    # Each cluster's name, which the view's fetch asked Proxmox for when no option gave it.
+    targets = [dict(t, cluster=t['client'].cluster) for t in module.cluster_targets()]
+    several = len(targets) > 1
+    tfvars = dict((t['cluster'], merged_view.tfvars_path(t['tfvars'])) for t in targets)
+    resolved, _unresolved, problems, warnings = declarations.check_servers(decl, view, catalog, tfvars)
+    problems.extend(declarations.check_clusters(decl, view.clusters))
+    ds_problems, ds_warnings, refresh = _check_datastores(module, decl, targets)
+    clusters = []
+    for target in targets:
+        name = target['cluster']
+        defaults = decl.defaults_for(name)
+        clusters.append(dict(
+            cluster=name,
+            default_hdd=defaults.get('hdd'),
+            default_ssd=defaults.get('ssd'),
+            datastores_refresh=refresh[name],
+            terraform_vars_file=datastores.tf_vars_path(None, target['tfvars'], params['project_dir']),
+        ))
+    ds_problems.extend(_shared_vars_files(clusters))
     declarations.require_valid(decl.problems + problems + ds_problems, decl.files)
     prune, stale = declarations.prune_entries(view, resolved, module.store.servers(), catalog)
     for warning in warnings + ds_warnings:
         module.warn(warning)
     for row in stale:
-        module.warn('%s has the role %r in the state DB, but neither Proxmox nor the tfvars has that server any '
-                    'more, so it cannot be pruned by name.' % (server_plan.server_key(row), row['role']))
-    listed = [dict(key=entry['key'], host=record.host, name=record.name, vmid=record.vmid, role=entry['role'],
-                   vars=entry['vars'], line=entry['line']) for entry, record in resolved]
+        module.warn('%s%s has the role %r in the state DB, but neither Proxmox nor the tfvars has that server any '
+                    'more, so it cannot be pruned by name.' % (server_plan.server_key(row), ' in the cluster %s'
+                                                               % row['cluster'] if several else '', row['role']))
+    for item in clusters:
+        item.update(
+            servers=declarations.role_entries([(e, r) for e, r in resolved if r.cluster == item['cluster']]),
+            prune=[dict((k, p[k]) for k in _ENTRY_KEYS if k in p) for p in prune if p['cluster'] == item['cluster']],
+        )
+    # The keys of one cluster, as before several; with several, each entry names its cluster, so no one
+    # server_role call can take them all (give it clusters[].servers instead).
+    keys = _ENTRY_KEYS + (('cluster',) if several else ())
+    listed = [dict(key=entry['key'], host=record.host, cluster=record.cluster, name=record.name, vmid=record.vmid,
+                   role=entry['role'], vars=entry['vars'], line=entry['line']) for entry, record in resolved]
+    servers = [dict(item, cluster=record.cluster) if several else item
+               for item, (_entry, record) in zip(declarations.role_entries(resolved), resolved)]
+    top = decl.defaults if several else dict(hdd=clusters[0]['default_hdd'], ssd=clusters[0]['default_ssd'])
     return dict(
         changed=False,
-        servers=declarations.role_entries(resolved),
-        prune=[dict((k, v) for k, v in item.items() if k in ('name', 'vmid', 'role', 'state')) for item in prune],
-        undeclared=[dict(host=item['host'], name=item['name'], vmid=item['vmid'], role=item['previous_role'])
-                    for item in prune],
-        stale=[dict(name=row['name'], vmid=row['vmid'], role=row['role']) for row in stale],
+        servers=servers,
+        prune=[dict((k, item[k]) for k in keys if k in item) for item in prune],
+        undeclared=[dict(host=item['host'], cluster=item['cluster'], name=item['name'], vmid=item['vmid'],
+                         role=item['previous_role']) for item in prune],
+        stale=[dict(cluster=row['cluster'], name=row['name'], vmid=row['vmid'], role=row['role']) for row in stale],
         declarations=listed,
         host_vars=dict((item['host'], item['vars']) for item in listed if item['vars']),
-        default_hdd=decl.defaults.get('hdd'),
-        default_ssd=decl.defaults.get('ssd'),
-        datastores_refresh=refresh,
+        default_hdd=top.get('hdd'),
+        default_ssd=top.get('ssd'),
+        datastores_refresh=any(refresh.values()),
+        clusters=clusters,
         roles_file=decl.roles.path,
         datastores_file=declarations.datastores_file(params['datastores_file']),
     )
@@ -226,6 +354,7 @@ def main():
             datastores_file=dict(type='path'),
             roles_path=dict(type='path'),
         ),
+        all_clusters=True,
         supports_check_mode=True,
     )
     module.run(_run)

@@ -15,18 +15,22 @@ description:
   - For every server of the merged view (live Proxmox guests merged with the tfvars), every declaration of
     O(roles_file) and every state DB row with a role, compares the role declared in git, the role recorded in the
     state DB and what Proxmox reports.
+  - Covers every cluster the C(clusters) mapping of the inventory file declares (O(clusters), filled in on the
+    controller), else the one cluster of the connection. State DB rows are matched to servers within their own
+    cluster, and every row names its cluster.
   - "Each server gets zero or more kinds of drift:
     C(missing), declared in git but the state DB has no role for it (not applied yet);
     C(role mismatch), git and the state DB give different roles;
     C(undeclared), the state DB has a role that git does not declare (removed from git without pruning, or given by
     hand);
     C(declared only), declared in git but not live in Proxmox (not created yet, destroyed, or unknown)."
-  - Returns the rows and the same comparison rendered as a readable text table.
+  - Returns the rows and the same comparison rendered as a readable text table, with a CLUSTER column.
   - Only reads; with O(fail_on_drift=true) it fails when any server drifts, with the table in the message.
 author:
   - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
   - proxmox_manager.core.connection
+  - proxmox_manager.core.connection.clusters
   - proxmox_manager.core.state
 attributes:
   check_mode:
@@ -67,7 +71,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 rows:
-  description: One row per server, sorted by host name.
+  description: One row per server, sorted by host name, then cluster.
   returned: always
   type: list
   elements: dict
@@ -76,6 +80,12 @@ rows:
       description: The inventory host name (the declared or stored name for a server Proxmox does not have).
       type: str
       sample: worker-110
+    cluster:
+      description:
+        - The cluster of the server (of the state DB row, for a server Proxmox does not have), null for a declaration
+          that names no cluster and resolves in none.
+      type: str
+      sample: demo
     name:
       description: The guest name.
       type: str
@@ -105,7 +115,9 @@ rows:
       elements: str
       sample: [missing]
 table:
-  description: The rows as an aligned text table, with a summary line at the end.
+  description:
+    - The rows as an aligned text table, with a summary line at the end.
+    - The columns are SERVER, CLUSTER, VMID, GIT (roles.yml), STATE DB, PROXMOX and DRIFT.
   returned: always
   type: str
 counts:
@@ -138,8 +150,8 @@ def _run(module):
     decl = declarations.load(module.params['roles_file'], with_datastores=False)
     declarations.require_valid(decl.problems, decl.files)  # what cannot be read cannot be compared
     view = module.merged_view()
-    resolved, unresolved, problems, _warnings = declarations.check_servers(
-        decl, view, None, merged_view.tfvars_path(module.params['tfvars_path']))
+    tfvars = dict((t['client'].cluster, merged_view.tfvars_path(t['tfvars'])) for t in module.cluster_targets())
+    resolved, unresolved, problems, _warnings = declarations.check_servers(decl, view, None, tfvars)
     rows = declarations.drift_rows(view, resolved, unresolved, module.store.servers())
     for problem in problems:
         module.warn(problem)
@@ -157,6 +169,7 @@ def main():
             roles_file=dict(type='path'),
             fail_on_drift=dict(type='bool', default=False),
         ),
+        all_clusters=True,
         supports_check_mode=True,
     )
     module.run(_run)

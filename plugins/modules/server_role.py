@@ -21,6 +21,7 @@ description:
     problem, and the state DB stays byte for byte as it was.
   - A server missing from the state DB gets its row on first assignment, with the vmid, node, status and IP the
     merged view knows. Every change goes to the change log.
+  - Acts on one cluster, the one O(cluster) names or the connection reaches, so a vmid means that cluster's guest.
 author:
   - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
@@ -183,7 +184,7 @@ def _run(module):
     view = module.merged_view()
     resolved, problems = role_assignment.resolve(view, entries, catalog)
     role_assignment.require_valid(problems)
-    return module.write(lambda check: role_assignment.assign(module.store, resolved, check))
+    return module.write(lambda check: role_assignment.assign(module.store, resolved, check, module.cluster))
 
 
 def main():

@@ -20,6 +20,8 @@ description:
     their role, so a server that comes back has it again.
   - Roles are never changed here; use M(proxmox_manager.core.server_role).
   - Templates are not servers unless O(include_templates=true).
+  - Acts on one cluster, the one O(cluster) names or the connection reaches; the rows of other clusters in the same
+    state DB are never touched, nor marked absent.
 author:
   - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
@@ -100,7 +102,7 @@ def _run(module):
     params = module.params
     view = module.merged_view(include_templates=params['include_templates'], want_ips=params['want_agent_ips'],
                               max_workers=params['max_workers'])
-    return module.write(lambda check: role_assignment.sync(module.store, view, check))
+    return module.write(lambda check: role_assignment.sync(module.store, view, check, module.cluster))
 
 
 def main():

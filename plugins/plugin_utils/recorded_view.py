@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, proxmox_manager.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the inventory keeps in the state DB: the recorded view and the applied roles.
+"""What the inventory keeps in the state DB: the recorded view of each cluster, and the applied roles.
 
-The recorded view is the last merged view the inventory built for a cluster: the
-offline fallback serves it, and the next build remembers from it which guest
-agents were off and each guest's last known status. A SQLite state DB of the
+The recorded view is the last merged view the inventory built for a cluster, kept
+under the name of the cluster's connection (state_db.view_name): the offline
+fallback serves it, and the next build remembers from it which guest agents were
+off and each guest's last known status. A SQLite state DB of the
 current layout is read and written here with the standard library's sqlite3:
 importing SQLAlchemy costs 0.4-0.5 s, more than a 500-guest parse spends on
 anything else. Any other database URL goes through the state store (SQLAlchemy).
@@ -40,11 +41,6 @@ NOTHING_RECORDED = RecordedView(None, None)
 _SQLITE_DATETIME = '%Y-%m-%d %H:%M:%S.%f'
 
 
-def view_name(api_host, api_port):
-    """The name a cluster's recorded view is kept under: several clusters may share one state DB."""
-    return 'inventory@%s:%s' % (api_host, api_port)
-
-
 def last_view(option, name):
     """The RecordedView kept as `name` in the state DB, or NOTHING_RECORDED. Never creates the DB."""
     with _sqlite(option, 'read') as conn:
@@ -61,15 +57,21 @@ def last_view(option, name):
 
 
 def applied_roles(option):
-    """{vmid, or name for a server without one: role} of the servers the state DB gives a role."""
+    """({(cluster, vmid, or name for a server without one): role}, older): the roles the state DB gives.
+
+    `older` is the schema version of a state DB of an older layout (1 or 2), which shows
+    no roles until a module that writes to it upgrades it; else None.
+    """
     with _sqlite(option, 'read') as conn:
         if conn is None:
             with _store(option) as store:
-                return store.applied_roles()
+                roles = store.applied_roles()
+                found = None if roles else store.schema_version()
+            return roles, (found if found is not None and found < state_db.SCHEMA_VERSION else None)
         if conn is False:
-            return {}
-        rows = conn.execute("SELECT vmid, name, role FROM servers WHERE role IS NOT NULL AND role != ''").fetchall()
-    return state_db.roles_by_server(rows)
+            return {}, None
+        rows = conn.execute("SELECT cluster, vmid, name, role FROM servers WHERE role IS NOT NULL AND role != ''")
+        return state_db.roles_by_server(rows.fetchall()), None
 
 
 def record(option, name, records):

@@ -40,7 +40,8 @@ class DoubleProcess:
     """`python -m tests.pve_double ...` in its own process, with its control API at hand."""
 
     def __init__(self, workdir: Path, *, nodes: int, guests: int, latency: float, seed: int = 0,
-                 running_ratio: float = 1.0, agent_ratio: float = 1.0, declared_ratio: float = 0.9):
+                 running_ratio: float = 1.0, agent_ratio: float = 1.0, declared_ratio: float = 0.9,
+                 name_prefix: str = "vm", cluster_name: str | None = None):
         self.workdir = workdir
         self.info_file = workdir / "double.json"
         self.tfvars = workdir / "terraform.tfvars.json"
@@ -48,9 +49,9 @@ class DoubleProcess:
             str(BIN / "python"), "-m", "tests.pve_double", "--nodes", str(nodes), "--guests", str(guests),
             "--seed", str(seed), "--latency", str(latency), "--running-ratio", str(running_ratio),
             "--agent-ratio", str(agent_ratio), "--declared-ratio", str(declared_ratio),
-            "--tfvars-out", str(self.tfvars), "--cert-dir", str(workdir / "certs"),
+            "--name-prefix", name_prefix, "--tfvars-out", str(self.tfvars), "--cert-dir", str(workdir / "certs"),
             "--info-file", str(self.info_file),
-        ]
+        ] + (["--cluster-name", cluster_name] if cluster_name else [])
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
         self._session = requests.Session()
@@ -138,6 +139,31 @@ def timed(cmd: list, env: dict, stdout=None, what: str = "", timeout: float = 90
     if proc.returncode != 0:
         raise BenchError(f"{what or cmd[0]} failed (exit {proc.returncode}):\n{err[-3000:]}")
     return wall, err, cpu
+
+
+def write_private(path: Path, text: str, mode: int = 0o600) -> Path:
+    """A bench input file (an inventory source holds a token secret: 0600)."""
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def state_db(path: Path) -> str:
+    """A state DB made as the modules make it: the inventory records its view only into an existing one."""
+    sys.path.insert(0, str(ROOT / "collections"))
+    from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = StateStore(str(path))
+    with store.writing():
+        pass
+    store.close()
+    return str(path)
+
+
+def parse_failure(err: str) -> bool:
+    """Whether ansible-inventory's stderr says a source did not parse (it may still exit 0)."""
+    return any(s in err for s in ("Failed to parse", "Unable to parse", "No inventory was parsed"))
 
 
 def stats(values: list) -> dict:

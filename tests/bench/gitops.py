@@ -25,7 +25,17 @@ TASK banner to the next banner) is kept too, and the time before the first TASK
 banner (start-up, and the inventory parse with `-i proxmox.yml`); API calls come
 from the double's counters.
 
+On each state DB kind (issue 17): `--state-dbs sqlite,postgresql` also runs apply and
+apply_noop with `-i localhost,` on PostgreSQL (a fresh database of a throwaway server,
+tests/postgres.py, in each round; the server is stopped at the end, failures included),
+in the same rounds as the SQLite runs, the two kinds one after the other, the first of
+them alternating from round to round; the report adds the ratio postgresql/sqlite.
+`--steps` and `--modes` restrict what runs (apply_noop and drift need apply). A run
+other than the default one writes .bench/gitops-state-dbs.json (and works in
+.bench/work/gitops-state-dbs), so it leaves the default run's figures alone.
+
     python -m tests.bench.gitops [--runs N] [--servers N] [--latency S]    # writes .bench/gitops.json
+    python -m tests.bench.gitops --servers 1000 --state-dbs sqlite,postgresql [--steps apply,apply_noop --modes local]
 """
 
 from __future__ import annotations
@@ -64,6 +74,11 @@ REFERENCE = "inventory_list"
 STEPS = ("validate", "plan", "apply", "apply_noop", "drift")
 MODES = ("local", "inventory")
 TARGET_STEPS = ("apply", "apply_noop", "drift")
+STATE_DBS = ("sqlite", "postgresql")
+PG = "postgresql"
+PG_WAY = "local:postgresql"  # the key suffix of a run with -i localhost, on PostgreSQL
+PG_STEPS = ("apply", "apply_noop")  # the steps run on each state DB kind
+WAY_DIRS = {"local": "local", "inventory": "inventory", PG_WAY: "local-postgresql"}
 LABELS = {"validate": "validate", "plan": "plan (apply --check --diff)", "apply": "apply (fresh DB)",
           "apply_noop": "no-op re-apply", "drift": "drift"}
 _BANNER = re.compile(r"^(?:PLAY RECAP|(PLAY|TASK) \[(.*)\]) \*+$")
@@ -90,8 +105,53 @@ def _recap(text: str) -> dict:
 
 
 def _db_roles(db) -> dict:
+    if isinstance(db, str) and db.startswith("postgresql"):
+        return _pg_db_roles(db)
     with sqlite3.connect(db) as conn:
         return dict(conn.execute("SELECT name, role FROM servers WHERE role IS NOT NULL").fetchall())
+
+
+def _pg_db_roles(url: str) -> dict:
+    """_db_roles of a PostgreSQL state DB (a URL of tests/postgres.py's server), read with plain psycopg."""
+    import psycopg
+
+    from tests.postgres import conninfo_of
+
+    with psycopg.connect(**conninfo_of(url)) as conn:
+        return dict(conn.execute("SELECT name, role FROM servers WHERE role IS NOT NULL").fetchall())
+
+
+def _selection(state_dbs, steps, modes) -> tuple[tuple, tuple, tuple]:
+    """The state DB kinds, steps and modes to run, in their canonical order; a BenchError when they cannot run."""
+    chosen = []
+    for what, given, allowed in (("state DB kind", state_dbs, STATE_DBS), ("step", steps, STEPS),
+                                 ("mode", modes, MODES)):
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise BenchError(f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
+        chosen.append(tuple(x for x in allowed if x in set(given)))
+    state_dbs, steps, modes = chosen
+    if not steps or not modes:
+        raise BenchError("no step or no mode to run")
+    if "sqlite" not in state_dbs:
+        raise BenchError("the state DB kinds must include sqlite (the runs PostgreSQL is compared with)")
+    if any(step in steps for step in ("apply_noop", "drift")) and "apply" not in steps:
+        raise BenchError("apply_noop and drift run on the DB apply filled: --steps needs apply too")
+    if PG in state_dbs and "local" not in modes:
+        raise BenchError("PostgreSQL runs with -i localhost, only: --modes needs local too")
+    return state_dbs, steps, modes
+
+
+def _ways(step: str, modes: tuple, pg_steps: tuple, round_no: int) -> list:
+    """The runs of one step in a round, in order: the modes rotated; -i localhost, on each state DB kind for
+    the steps that run on PostgreSQL too, the two kinds one after the other, the first alternating."""
+    order = []
+    for mode in rotated(list(modes), round_no):
+        if mode == "local" and step in pg_steps:
+            order += rotated(["local", PG_WAY], round_no)
+        else:
+            order.append(mode)
+    return order
 
 
 def _run_playbook(cmd: list, env: dict, out_path, what: str, timeout: float = 1800) -> tuple[float, float, list]:
@@ -174,10 +234,33 @@ def _api_calls(double) -> int:
     return double.counters()["total"]
 
 
-def run(runs: int, latency: float, servers: int = N_SERVERS) -> dict:
-    workdir = WORK_DIR / "gitops"
+def run(runs: int, latency: float, servers: int = N_SERVERS, state_dbs=("sqlite",), steps=STEPS,
+        modes=MODES) -> dict:
+    state_dbs, steps, modes = _selection(state_dbs, steps, modes)
+    default = (state_dbs, steps, modes) == (("sqlite",), STEPS, MODES)
+    pg_steps = tuple(step for step in PG_STEPS if step in steps) if PG in state_dbs else ()
+    workdir = WORK_DIR / ("gitops" if default else "gitops-state-dbs")
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    pg_server = None
+    try:
+        if pg_steps:
+            from tests import postgres
+
+            pg_server = postgres.PostgresServer()
+            try:
+                pg_server.start()
+            except postgres.PostgresUnavailable as exc:
+                raise BenchError(f"no PostgreSQL server for --state-dbs {PG}: {exc}") from None
+            print(f"\n-- gitops: throwaway PostgreSQL server started (tests/postgres.py, socket in {pg_server.dir})",
+                  flush=True)
+        return _run(workdir, runs, latency, servers, state_dbs, steps, modes, pg_steps, pg_server, default)
+    finally:
+        if pg_server is not None:
+            pg_server.stop()
+
+
+def _run(workdir, runs, latency, servers, state_dbs, steps, modes, pg_steps, pg_server, default) -> dict:
     print(f"\n-- gitops: starting the API double (10 nodes, {servers} guests + 1 template, latency {latency} s)",
           flush=True)
     with DoubleProcess(workdir, nodes=10, guests=servers + 1, latency=latency, declared_ratio=1.0) as double:
@@ -198,17 +281,36 @@ def run(runs: int, latency: float, servers: int = N_SERVERS) -> dict:
             raise BenchError("the warm-up apply did not record the declared roles")
         list_cmd = [str(BIN / "ansible-inventory"), "-i", str(workdir / "proxmox.yml"), "--list"]
         timed(list_cmd, ref_env, what="warm-up ansible-inventory --list")
+        if pg_steps:
+            # The PostgreSQL driver's first use (imports, the server's caches) is not in the first timed run either.
+            print("   warm-up: one apply (-i localhost,) on PostgreSQL, untimed", flush=True)
+            warm_dir = workdir / "warmup-postgresql"
+            warm_dir.mkdir()
+            warm_name = pg_server.create_database("warmup")
+            warm_url = pg_server.url(warm_name)
+            _run_playbook(_commands(workdir, "local", warm_dir)["apply"], base_env(**base, PROXMOX_MANAGER_DB=warm_url),
+                          warm_dir / "warmup-apply.out", "warm-up apply on PostgreSQL")
+            if _db_roles(warm_url) != declared:
+                raise BenchError("the warm-up apply on PostgreSQL did not record the declared roles")
+            pg_server.drop_database(warm_name)
 
-        keys = [REFERENCE] + [f"{step}:{mode}" for step in STEPS for mode in MODES]
+        keys = ([REFERENCE] + [f"{step}:{mode}" for step in steps for mode in modes]
+                + [f"{step}:{PG_WAY}" for step in pg_steps])
         walls, cpus, calls = (dict((k, []) for k in keys) for _copy in range(3))
         phases = dict((k, []) for k in keys if k != REFERENCE)
         for round_no in range(runs):
-            ways = {}
-            for mode in MODES:
+            ways, pg_name = {}, None
+            for mode in modes:
                 round_dir = workdir / f"round{round_no}" / mode
                 round_dir.mkdir(parents=True)
                 db = round_dir / "proxmox_manager.db"
                 ways[mode] = (_commands(workdir, mode, round_dir), base_env(**base, PROXMOX_MANAGER_DB=str(db)), db)
+            if pg_steps:  # a fresh database of the throwaway server, as the SQLite runs get a fresh file
+                round_dir = workdir / f"round{round_no}" / WAY_DIRS[PG_WAY]
+                round_dir.mkdir(parents=True)
+                pg_name = pg_server.create_database(f"round{round_no}")
+                url = pg_server.url(pg_name)
+                ways[PG_WAY] = (_commands(workdir, "local", round_dir), base_env(**base, PROXMOX_MANAGER_DB=url), url)
 
             def reference():
                 double.reset()
@@ -222,11 +324,11 @@ def run(runs: int, latency: float, servers: int = N_SERVERS) -> dict:
                 cpus[REFERENCE].append(cpu)
 
             reference()
-            for step in STEPS:
-                for mode in rotated(list(MODES), round_no):
-                    cmds, env, db = ways[mode]
-                    key = f"{step}:{mode}"
-                    out = workdir / f"round{round_no}" / mode / f"{step}.out"
+            for step in steps:
+                for way in _ways(step, modes, pg_steps, round_no):
+                    cmds, env, db = ways[way]
+                    key = f"{step}:{way}"
+                    out = workdir / f"round{round_no}" / WAY_DIRS[way] / f"{step}.out"
                     double.reset()
                     wall, cpu, spans = _run_playbook(cmds[step], env, out, key)
                     calls[key].append(_api_calls(double))
@@ -235,10 +337,18 @@ def run(runs: int, latency: float, servers: int = N_SERVERS) -> dict:
                     cpus[key].append(cpu)
                     phases[key].append(spans)
             reference()
-            print(f"   round {round_no + 1}/{runs}: inventory --list {walls[REFERENCE][-2]:.2f}s/"
-                  f"{walls[REFERENCE][-1]:.2f}s; " + "; ".join(
-                      f"{step} {walls[step + ':local'][-1]:.2f}s/{walls[step + ':inventory'][-1]:.2f}s"
-                      for step in STEPS) + "  (-i localhost, / -i proxmox.yml)", flush=True)
+            if pg_name is not None:
+                pg_server.drop_database(pg_name)
+            if default:
+                print(f"   round {round_no + 1}/{runs}: inventory --list {walls[REFERENCE][-2]:.2f}s/"
+                      f"{walls[REFERENCE][-1]:.2f}s; " + "; ".join(
+                          f"{step} {walls[step + ':local'][-1]:.2f}s/{walls[step + ':inventory'][-1]:.2f}s"
+                          for step in STEPS) + "  (-i localhost, / -i proxmox.yml)", flush=True)
+            else:
+                print(f"   round {round_no + 1}/{runs}: inventory --list {walls[REFERENCE][-2]:.2f}s/"
+                      f"{walls[REFERENCE][-1]:.2f}s; " + "; ".join(
+                          f"{key} {walls[key][-1]:.2f}s" for key in keys[1:]) + "  (step:mode[:state DB])",
+                      flush=True)
 
     ref = statistics.median(walls[REFERENCE])
     # Each round's reference: the mean of its two listings (at the start and at the end of the round).
@@ -253,10 +363,24 @@ def run(runs: int, latency: float, servers: int = N_SERVERS) -> dict:
             entry["phases"] = _phase_medians(phases[key])
             entry["phases_by_round"] = phases[key]
         result[key] = entry
-    checked = dict((step, result[f"{step}:local"]["ratio"] <= TARGET_RATIO) for step in TARGET_STEPS)
-    return {"benchmark": "gitops", "servers": servers, "latency_s": latency, "runs": runs,
-            "reference": "ansible-inventory -i proxmox.yml --list", "target_ratio": TARGET_RATIO,
-            "steps": result, "target": checked, "target_met": all(checked.values())}
+    checked = dict((step, result[f"{step}:local"]["ratio"] <= TARGET_RATIO) for step in TARGET_STEPS
+                   if f"{step}:local" in result)
+    out = {"benchmark": "gitops", "servers": servers, "latency_s": latency, "runs": runs,
+           "reference": "ansible-inventory -i proxmox.yml --list", "target_ratio": TARGET_RATIO,
+           "steps": result, "target": checked, "target_met": all(checked.values()) if checked else None}
+    if not default:
+        out.update(state_dbs=list(state_dbs), steps_run=list(steps), modes=list(modes))
+    if pg_steps:
+        # PostgreSQL against SQLite, both with -i localhost,: the ratio of the medians, and of each round's pair.
+        out["state_db_comparison"] = dict(
+            (step, {"sqlite": f"{step}:local", PG: f"{step}:{PG_WAY}",
+                    "ratio": statistics.median(walls[f"{step}:{PG_WAY}"]) / statistics.median(walls[f"{step}:local"]),
+                    "round_ratios": [round(p / s, 3) for p, s in zip(walls[f"{step}:{PG_WAY}"],
+                                                                     walls[f"{step}:local"])],
+                    "cpu_ratio": (statistics.median(cpus[f"{step}:{PG_WAY}"])
+                                  / statistics.median(cpus[f"{step}:local"]))})
+            for step in pg_steps)
+    return out
 
 
 def _phase_medians(rounds: list) -> list:
@@ -267,21 +391,28 @@ def _phase_medians(rounds: list) -> list:
 
 def report(out) -> str:
     steps, ref = out["steps"], out["steps"][REFERENCE]
+    steps_run, modes_run = out.get("steps_run", STEPS), out.get("modes", MODES)
 
     def cell(key):
+        if key not in steps:  # a mode left out (--modes)
+            return "-", "-"
         s = steps[key]
         spread = s.get("round_ratios")
         spread = f" ({min(spread):.2f}-{max(spread):.2f})" if spread and len(spread) > 1 else ""
         return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})", f"{s['ratio']:.2f}x{spread}"
 
+    def median_of(key, field, fmt):
+        return fmt % (statistics.median(steps[key][field]) if field == "api_calls" else
+                      steps[key][field]["median"]) if key in steps else "-"
+
     rows = [("`ansible-inventory --list` (reference)", *cell(REFERENCE), "", "", f"{ref['cpu']['median']:.2f}", "")]
-    for step in STEPS:
+    for step in steps_run:
         local, inv = f"{step}:local", f"{step}:inventory"
         target = ""
-        if step in TARGET_STEPS:
+        if step in out["target"]:
             target = ("met" if out["target"][step] else "MISSED") + f" (<= {out['target_ratio']}x)"
-        rows.append((LABELS[step], *cell(local), *cell(inv), f"{steps[local]['cpu']['median']:.2f} / "
-                     f"{steps[inv]['cpu']['median']:.2f}", target))
+        rows.append((LABELS[step], *cell(local), *cell(inv), f"{median_of(local, 'cpu', '%.2f')} / "
+                     f"{median_of(inv, 'cpu', '%.2f')}", target))
     lines = [f"gitops: {out['servers']} declared servers, {out['latency_s'] * 1000:.0f} ms per request, "
              f"{out['runs']} rounds (wall s: median (min-max); ratio: median to the reference median "
              f"(per round: to the mean of the round's two reference runs))",
@@ -289,19 +420,43 @@ def report(out) -> str:
                    rows)]
     lines.append("\nAPI calls per run (-i localhost, / -i proxmox.yml): reference "
                  f"{statistics.median(ref['api_calls']):.0f}; " + "; ".join(
-                     f"{step} {statistics.median(steps[step + ':local']['api_calls']):.0f}/"
-                     f"{statistics.median(steps[step + ':inventory']['api_calls']):.0f}" for step in STEPS))
+                     f"{step} {median_of(step + ':local', 'api_calls', '%.0f')}/"
+                     f"{median_of(step + ':inventory', 'api_calls', '%.0f')}" for step in steps_run))
+    comparison = out.get("state_db_comparison")
+    if comparison:
+        rows = []
+        for step, c in comparison.items():
+            sqlite, pg = steps[c["sqlite"]], steps[c[PG]]
+            rows.append((LABELS[step], cell(c["sqlite"])[0], cell(c[PG])[0],
+                         f"{c['ratio']:.2f}x ({min(c['round_ratios']):.2f}-{max(c['round_ratios']):.2f})",
+                         f"{sqlite['cpu']['median']:.2f} / {pg['cpu']['median']:.2f}",
+                         f"{statistics.median(sqlite['api_calls']):.0f} / {statistics.median(pg['api_calls']):.0f}"))
+        lines.append(f"\nState DB kinds, -i localhost, ({out['runs']} rounds, each on a fresh DB; the two kinds one "
+                     "after the other in each round, the first alternating; wall s: median (min-max); ratio: "
+                     "postgresql median / sqlite median (per round: min-max))")
+        lines.append(table(["step", "SQLite", "PostgreSQL", "ratio pg/sqlite", "cpu s (sqlite / pg)",
+                            "API calls (sqlite / pg)"], rows))
     lines.append("\nWhere the time goes (medians, s; start-up is before the first TASK banner):")
-    for key in (f"{step}:{mode}" for step in STEPS for mode in MODES):
+    for key in (k for k in steps if k != REFERENCE):
         lines.append(f"  {key}: " + ", ".join(f"{name} {s:.2f}" for name, s in steps[key]["phases"]))
-    verdict = "met" if out["target_met"] else "MISSED"
+    if out["target_met"] is None:
+        verdict = "not measured (none of apply, no-op apply and drift ran with -i localhost,)"
+    else:
+        verdict = "met" if out["target_met"] else "MISSED"
+        if tuple(out["target"]) != TARGET_STEPS:
+            verdict += " (of " + ", ".join(out["target"]) + " only)"
     lines.append(f"\ntarget (apply, no-op apply and drift with -i localhost, each at most {out['target_ratio']}x "
                  f"ansible-inventory --list): {verdict}")
     return "\n".join(lines)
 
 
-def main(runs: int = 3, latency: float = 0.02, servers: int = N_SERVERS) -> dict:
-    return run(runs, latency, servers)
+def main(runs: int = 3, latency: float = 0.02, servers: int = N_SERVERS, state_dbs=("sqlite",), steps=STEPS,
+         modes=MODES) -> dict:
+    return run(runs, latency, servers, state_dbs, steps, modes)
+
+
+def _names(text: str) -> list:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 if __name__ == "__main__":
@@ -309,13 +464,29 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=3, help="rounds (median reported; default 3)")
     parser.add_argument("--servers", type=int, default=N_SERVERS, help=f"declared servers (default {N_SERVERS})")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per API request (default 0.02)")
+    parser.add_argument("--state-dbs", type=_names, default=["sqlite"], metavar="KINDS",
+                        help="state DB kinds: sqlite, or sqlite,postgresql to run apply and apply_noop with "
+                        "-i localhost, on a throwaway PostgreSQL server too (default sqlite)")
+    parser.add_argument("--steps", type=_names, default=list(STEPS), metavar="STEPS",
+                        help=f"steps to run (default {','.join(STEPS)}; apply_noop and drift need apply)")
+    parser.add_argument("--modes", type=_names, default=list(MODES), metavar="MODES",
+                        help=f"ways to run them (default {','.join(MODES)})")
+    parser.add_argument("--json", metavar="NAME", help="the results file in .bench/ (default gitops.json, or "
+                        "gitops-state-dbs.json when --state-dbs, --steps or --modes differ from their defaults)")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    try:
+        selection = _selection(args.state_dbs, args.steps, args.modes)
+    except BenchError as exc:
+        parser.error(str(exc))
+    json_name = args.json or ("gitops.json" if selection == (("sqlite",), STEPS, MODES) else "gitops-state-dbs.json")
     host = machine()
     try:
-        result = main(args.runs, args.latency, args.servers)
+        result = main(args.runs, args.latency, args.servers, *selection)
     except BenchError as exc:
         print(f"gitops bench: {exc}", file=sys.stderr)
         sys.exit(1)
     result["machine"] = dict(host, load_avg_end=os.getloadavg())
-    print(f"\nwrote {write_json('gitops.json', result)}")
+    print(f"\nwrote {write_json(json_name, result)}")
     print("\n" + report(result))

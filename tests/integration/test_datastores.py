@@ -14,11 +14,21 @@ import time
 
 import pytest
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.proxmox_manager.core.plugins.module_utils import datastores as ds
 from ansible_collections.proxmox_manager.core.plugins.module_utils import schemas
 from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
-from tests.conftest import BIN, COLLECTIONS, ROOT, ModuleFailed, connection_env, connection_options, kill_tree, run_module
+from tests.conftest import (
+    COLLECTIONS,
+    ROOT,
+    ModuleFailed,
+    adhoc_cmd,
+    adhoc_result,
+    connection_env,
+    connection_options,
+    kill_tree,
+    run_adhoc,
+    run_module,
+)
 from tests.pve_double import Storage, generate_cluster
 from tests.seed_db import created_nothing, db_exists, dump, hold_write_lock, is_postgresql, query, settled_digest
 
@@ -37,14 +47,6 @@ def clean_env(monkeypatch):
 @pytest.fixture
 def tf_vars(tmp_path):
     return str(tmp_path / 'terraform' / 'datastores.auto.tfvars.json')
-
-
-@pytest.fixture
-def warned(monkeypatch):
-    """The warnings modules emit in-process (Ansible routes them differently on a controller)."""
-    seen = []
-    monkeypatch.setattr(AnsibleModule, 'warn', lambda self, warning, **kw: seen.append(warning))
-    return seen
 
 
 def opts(double, db, **extra):
@@ -129,26 +131,6 @@ def read_json(path):
 
 
 # -- ansible subprocesses -----------------------------------------------------
-
-
-def ansible_cmd(module, args):
-    # -i localhost, keeps the repo's proxmox inventory from calling the double
-    return [str(BIN / 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
-            '-e', 'ansible_python_interpreter=%s' % (BIN / 'python'),
-            '-m', 'proxmox_manager.core.%s' % module] + (['-a', json.dumps(args)] if args else [])
-
-
-def adhoc_result(stdout):
-    """The module result from `localhost | CHANGED => {...}`."""
-    head, sep, body = stdout.partition('=>')
-    assert sep, stdout
-    return json.loads(body[:body.rindex('}') + 1])
-
-
-def run_adhoc(module, args, env):
-    proc = subprocess.run(ansible_cmd(module, args), cwd=str(ROOT), env=env, capture_output=True, text=True,
-                          timeout=180, check=False)
-    return proc, adhoc_result(proc.stdout)
 
 
 def wait_for(condition, what, limit=90):
@@ -347,7 +329,7 @@ def test_refresh_killed_mid_fetch_keeps_old_rows(double, state_db, tf_vars):
     double.reset_counters()
     double.add_fault('GET', r'^/storage$', delay=120)  # hangs after /cluster/resources answered
     env = connection_env(double, PROXMOX_MANAGER_DB=state_db, PROXMOX_API_TIMEOUT='300', PROXMOX_API_RETRIES='0')
-    proc = subprocess.Popen(ansible_cmd('datastore_refresh', {}), cwd=str(ROOT), env=env, start_new_session=True,
+    proc = subprocess.Popen(adhoc_cmd('datastore_refresh', {}), cwd=str(ROOT), env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: double.counters()['by_path'].get('GET /storage'), 'the refresh to reach /storage')
@@ -375,14 +357,15 @@ KILL_IN_TRANSACTION = textwrap.dedent('''
 
     real_write = datastores._write_rows
 
-    def write_then_die(conn, rows, deleted):
-        real_write(conn, rows, deleted)
+    def write_then_die(conn, cluster, rows, deleted):
+        real_write(conn, cluster, rows, deleted)
         seen = [r[0] for r in conn.exec_driver_sql('SELECT id FROM datastores ORDER BY id')]
         print(json.dumps(dict(deleted=deleted, seen=seen)), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)  # before the COMMIT
 
     datastores._write_rows = write_then_die
-    datastores.refresh(StateStore(sys.argv[2]), ProxmoxClient(json.loads(sys.argv[3])), False)
+    client = ProxmoxClient(json.loads(sys.argv[3]))
+    datastores.refresh(StateStore(sys.argv[2]), client, False, client.cluster)
 ''')
 
 
@@ -597,7 +580,7 @@ def test_concurrent_defaults_end_with_one_consistent_pair(double, state_db, tf_v
     choices = [('HDD-Storage', 'ssd-pool'), ('local-lvm', 'local-lvm')]
     for round_ in range(3):
         order = choices if round_ % 2 == 0 else choices[::-1]
-        procs = [subprocess.Popen(ansible_cmd('datastore_default', dict(hdd=h, ssd=s, terraform_vars_file=tf_vars)),
+        procs = [subprocess.Popen(adhoc_cmd('datastore_default', dict(hdd=h, ssd=s, terraform_vars_file=tf_vars)),
                                   cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for h, s in order]
         outputs = [p.communicate(timeout=180) for p in procs]
@@ -625,9 +608,12 @@ def test_info_reads_the_cache_without_calling_proxmox(double, state_db, tf_vars)
     refreshed = run_module('datastore_refresh', opts(double, state_db))
     before = snapshot(state_db)
     double.reset_counters()
-    info = run_module('datastore_info', opts(double, state_db))
+    # named, the cluster needs no call; unnamed, one GET /cluster/status tells its name
+    info = run_module('datastore_info', opts(double, state_db, cluster=double.cluster.cluster_name))
     assert double.counters()['total'] == 0
-    assert info['changed'] is False and info['source'] == 'cache'
+    assert run_module('datastore_info', opts(double, state_db)) == info
+    assert double.counters()['by_path'] == {'GET /cluster/status': 1}
+    assert info['changed'] is False and info['source'] == 'cache' and info['cluster'] == 'demo'
     assert info['datastores'] == [r for r in refreshed['datastores'] if r['enabled']]
     assert (info['default_hdd'], info['default_ssd']) == ('HDD-Storage', 'ssd-pool')
     assert info['default_sources'] == {'hdd': 'db', 'ssd': 'db'}
@@ -677,7 +663,7 @@ def test_info_with_nothing_cached_reads_live_and_writes_nothing(double, state_db
     assert double.counters()['total'] > 0
     run_module('datastore_refresh', opts(double, state_db))
     double.reset_counters()
-    cached = run_module('datastore_info', opts(double, state_db))
+    cached = run_module('datastore_info', opts(double, state_db, cluster='demo'))
     assert cached['source'] == 'cache' and 'msg' not in cached and double.counters()['total'] == 0
 
 

@@ -32,7 +32,7 @@ from tests.conftest import (
     run_module,
 )
 from tests.postgres import database_of
-from tests.pve_double import DoubleServer, load_scenario
+from tests.pve_double import load_scenario
 from tests.seed_db import execute, is_postgresql, query, settled_digest
 
 STATE = ROOT / 'state'
@@ -137,13 +137,6 @@ class GitOps:
 
 
 # -- fixtures --------------------------------------------------------------------
-
-
-@pytest.fixture(scope='module')
-def sample_double():
-    """The sample cluster; no test here changes it, so one double serves the module."""
-    with DoubleServer(load_scenario(SAMPLE)) as server:
-        yield server
 
 
 @pytest.fixture(scope='module')
@@ -336,6 +329,10 @@ def test_committed_declarations_match_the_sample_cluster(sample_double, tmp_path
     assert (result['default_hdd'], result['default_ssd']) == ('HDD-Storage', 'ssd-pool')
     assert result['host_vars'] == {'AI-agent': {'web_site_name': 'ai-agent', 'web_port': 8080}}
     assert result['prune'] == [] and result['stale'] == [] and result['changed'] is False
+    # the same, as the one cluster's item (what apply.yml loops over)
+    assert result['clusters'] == [dict(cluster='demo', servers=result['servers'], prune=[], default_hdd='HDD-Storage',
+                                       default_ssd='ssd-pool', datastores_refresh=False,
+                                       terraform_vars_file=os.path.join('terraform', 'datastores.auto.tfvars.json'))]
     assert not (tmp_path / 'state' / 'proxmox_manager.db').exists()  # validation never writes
     for name in ('roles', 'datastores'):  # the shipped schemas are the ones used (make schemas)
         with open(ROOT / 'schemas' / ('%s.schema.json' % name)) as handle:
@@ -443,6 +440,7 @@ def test_drift_reports_each_kind_and_fails_on_demand(applied_repo):
     assert (rows['web-01']['GIT (roles.yml)'], rows['web-01']['STATE DB'], rows['web-01']['PROXMOX']) == (
         'web', 'java', 'running')
     assert rows['web-02']['PROXMOX'] == 'not created'
+    assert set(row['CLUSTER'] for row in rows.values()) == {'demo'}  # one cluster: the same table shape
     assert lines[-1] == 'Drift in 4 of 11 servers: 1 missing, 1 undeclared, 1 role mismatch, 1 declared only.'
 
     failed = repo.playbook('drift.yml', '-e', 'fail_on_drift=true')
@@ -466,8 +464,8 @@ def test_drift_shows_a_stale_db_row_and_a_declaration_of_a_gone_server(applied, 
     repo, _first = applied
     roles_file = write_declarations(tmp_path, committed_roles() + '  retired:\n    role: db\n')[0]
     db = copy_of(repo.db)
-    execute(str(db), "INSERT INTO servers (name, role, present, created_at, updated_at) VALUES "
-                     "('test', 'web', TRUE, '2026-01-01', '2026-01-01')")
+    execute(str(db), "INSERT INTO servers (cluster, name, role, present, created_at, updated_at) VALUES "
+                     "('demo', 'test', 'web', TRUE, '2026-01-01', '2026-01-01')")
     with pytest.raises(ModuleFailed) as failed:
         run_module('server_drift', dict(connection_options(sample_double), roles_file=str(roles_file),
                                         state_db=str(db), fail_on_drift=True))
@@ -538,7 +536,7 @@ def test_github_workflow_plans_on_pull_requests_and_applies_main_one_at_a_time()
     artifacts = dict((name, step['with']['path'].split()) for name, job in jobs.items() for step in job['steps']
                      if step.get('uses', '').startswith('actions/upload-artifact'))
     assert artifacts == {'plan': ['validate.txt', 'plan.txt'],
-                         'apply': ['apply.txt', 'terraform/datastores.auto.tfvars.json']}
+                         'apply': ['apply.txt', 'terraform/**/datastores.auto.tfvars.json']}
     for name, job in jobs.items():
         setup = [step for step in job['steps'] if step.get('uses', '').startswith('actions/setup-python')]
         assert setup[0]['with']['cache-dependency-path'] == 'requirements.yml', name  # no requirements/*.txt there
@@ -556,7 +554,7 @@ def test_gitlab_pipeline_plans_merge_requests_and_applies_the_default_branch_one
     assert 'plan.txt' in plan['artifacts']['paths'] and plan['artifacts']['expose_as'] == 'plan'
     assert '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' in apply_job['rules'][0]['if']
     assert apply_job['resource_group'] == 'proxmox-apply'
-    assert apply_job['artifacts']['paths'] == ['apply.txt', 'terraform/datastores.auto.tfvars.json']
+    assert apply_job['artifacts']['paths'] == ['apply.txt', 'terraform/**/datastores.auto.tfvars.json']
     assert drift['rules'] == [{'if': '$CI_PIPELINE_SOURCE == "schedule"'}]
     plan_script, apply_script = '\n'.join(plan['script']), '\n'.join(apply_job['script'])
     assert 'ansible-playbook proxmox_manager.core.validate' in plan_script

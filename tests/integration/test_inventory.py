@@ -19,12 +19,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.proxmox_manager.core.plugins.module_utils import state_db
 from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view as recorded
 from tests.conftest import BIN, ROOT, ModuleFailed, SAMPLE_TFVARS, connection_env, declared_vars, connection_options, run_ansible, run_module
 from tests.pve_double import generate_cluster, load_scenario, write_tfvars
 
 PLUGIN = 'proxmox_manager.core.proxmox'
 RESOURCES = 'GET /cluster/resources'
+# The cluster's name, asked once per parse when the config does not name the cluster.
+STATUS = 'GET /cluster/status'
 AGENT = 'GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces'
 LXC_IFACES = 'GET /nodes/{node}/lxc/{vmid}/interfaces'
 LOOKUPS = (AGENT, LXC_IFACES)
@@ -123,20 +126,9 @@ def config(tmp_path, double, sqlite_db, tfvars):
     return _config
 
 
-@pytest.fixture
-def existing_db(sqlite_db):
-    """A state DB made the way the modules make it: the inventory records its view only into an existing one."""
-    from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
-    store = StateStore(sqlite_db)
-    with store.writing():
-        pass
-    store.close()
-    return sqlite_db
-
-
 def recorded_view(sqlite_db, double):
     """(taken_at, records) the plugin recorded for the cluster of this double."""
-    return tuple(recorded.last_view(sqlite_db, recorded.view_name(double.host, double.port)))
+    return tuple(recorded.last_view(sqlite_db, state_db.view_name(double.host, double.port)))
 
 
 def lookups_expected(cluster, declared):
@@ -181,6 +173,7 @@ def test_list_groups_hostvars_roles_and_api_cost(existing_db, double, cli_env, t
         assert not [k for k, x in v.items() if k.startswith(('pve_', 'ansible_host')) and x in (None, [])]
         assert v.get('pve_name') == (g.name if host != g.name else None)  # only where the host was renamed
         assert v['pve_source'] == ('live+declared' if g.name in declared else 'live')
+        assert v['pve_cluster'] == 'demo' and host in inv.hosts('cluster_demo')  # the name /cluster/status gives
         assert host in inv.hosts('node_%s' % g.node)
         assert host in inv.hosts('status_%s' % g.status) and host in inv.hosts('type_%s' % g.type)
         for tag in g.tags:
@@ -212,8 +205,8 @@ def test_list_groups_hostvars_roles_and_api_cost(existing_db, double, cli_env, t
     assert 'worker' not in hv
     assert "2 guests share the name 'worker'" in inv.stderr and 'worker-110, worker-111' in inv.stderr
 
-    # API cost: one listing, then lookups only for worker-110 (dhcp) and cache-ct (undeclared)
-    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1, LXC_IFACES: 1}
+    # API cost: the cluster's name, one listing, then lookups only for worker-110 (dhcp) and cache-ct (undeclared)
+    assert double.counters()['by_path'] == {STATUS: 1, RESOURCES: 1, AGENT: 1, LXC_IFACES: 1}
 
     # the build was recorded for the offline fallback
     taken_at, snapshot = recorded_view(sqlite_db, double)
@@ -244,7 +237,8 @@ def assert_served_from_snapshot(inv, live, reason, outage='UNREACHABLE'):
     for host, v in inv.hostvars.items():
         assert v['pve_source'] == 'recorded'
         assert dict(v, pve_source=None) == dict(live.hostvars[host], pve_source=None)
-    assert 'PROXMOX %s, SERVING THE VIEW RECORDED AT' % outage in inv.stderr
+    # the cluster is named: by the records, when it is down before Proxmox could tell its name
+    assert 'Cluster demo: PROXMOX %s, SERVING THE VIEW RECORDED AT' % outage in inv.stderr
     assert 'pve_source=recorded, %d hosts' % len(live.hostvars) in inv.stderr
     assert reason in inv.stderr
 
@@ -412,7 +406,7 @@ def test_offline_node_does_not_fail_the_inventory(double, build, config):
     on_pve3 = ['build-box', 'search-ct', 'worker-111']
     assert inv.hosts('node_pve3') == on_pve3 and inv.hosts('status_unknown') == on_pve3
     assert inv.hostvars['search-ct']['ansible_host'] == '10.10.0.71'  # declared, so still reachable by name
-    assert double.counters()['by_path'] == {RESOURCES: 1, AGENT: 1}  # nothing asked of the offline node
+    assert double.counters()['by_path'] == {STATUS: 1, RESOURCES: 1, AGENT: 1}  # nothing asked of the offline node
 
 
 @pytest.mark.parametrize('status', [500, 595])
@@ -428,7 +422,7 @@ def test_failed_ip_lookup_leaves_the_host_without_address(double, build, config,
 def test_no_ip_lookups_when_not_wanted(double, build, config):
     inv = build(config(want_agent_ips=False))
     assert 'ansible_host' not in inv.hostvars['worker-110']
-    assert double.counters()['by_path'] == {RESOURCES: 1}
+    assert double.counters()['by_path'] == {STATUS: 1, RESOURCES: 1}
 
 
 def test_api_calls_constant_in_cluster_size(make_double, tmp_path, build, config):
@@ -448,7 +442,7 @@ def test_api_calls_constant_in_cluster_size(make_double, tmp_path, build, config
         for g in cluster.guests:
             if g.status == 'running' and g.agent and g.ips and g.name not in declared:
                 assert inv.hostvars[g.name]['ansible_host'] == g.ips[0].split('/')[0]
-    assert seen['small'] == seen['large'] == {RESOURCES: 1}
+    assert seen['small'] == seen['large'] == {STATUS: 1, RESOURCES: 1}
 
 
 def test_compose_groups_and_keyed_groups(double, build, config):
@@ -508,7 +502,8 @@ def test_guest_with_agent_off_is_not_asked_again_until_it_restarts(existing_db, 
         return build(config())
 
     def calls():
-        return dict((path, n) for path, n in double.counters()['by_path'].items() if path != 'POST /access/ticket')
+        return dict((path, n) for path, n in double.counters()['by_path'].items()
+                    if path not in ('POST /access/ticket', STATUS))
 
     worker = double.cluster.guest(110)
     worker.agent_running = False
@@ -534,7 +529,7 @@ def test_password_auth_logs_in_once_and_still_looks_up_ips(double, build, config
     # The lookups reuse the client of the listing: one login for the whole parse.
     double.reset_counters()
     inv = build(config(api_token_id=None, api_token_secret=None, api_user=double.user, api_password=double.password))
-    assert double.counters()['by_path'] == {'POST /access/ticket': 1, RESOURCES: 1, AGENT: 1}
+    assert double.counters()['by_path'] == {'POST /access/ticket': 1, STATUS: 1, RESOURCES: 1, AGENT: 1}
     assert inv.hostvars['worker-110']['pve_ips'] == ['10.10.0.60']
 
 

@@ -15,7 +15,9 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import ROOT, run_module
+from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store as ss
+from tests.conftest import ROOT, ModuleFailed, run_module
+from tests.seed_db import created_nothing
 from tests.pve_double import DoubleServer, generate_cluster, load_scenario
 from tests.pve_double.cluster import builtin_roles
 
@@ -61,10 +63,11 @@ def privsep_token(d, name, grant, path='/', propagate=True):
 
 
 def token_options(d, token_id, secret, **extra):
-    """Module/plugin connection options for a token of the double."""
+    """Module/plugin connection options for a token of the double, the cluster named (so no Sys.Audit is needed
+    to learn its name; docs/permissions.md)."""
     user, name = token_id.split('!')
     opts = dict(api_host=d.host, api_port=d.port, ca_path=d.ca_path, api_user=user, api_token_id=name,
-                api_token_secret=secret)
+                api_token_secret=secret, cluster=d.cluster.cluster_name)
     opts.update(extra)
     return opts
 
@@ -466,3 +469,18 @@ def test_every_documented_role_line_is_valid_for_its_pve_version():
     documented = dict((roleid, set(privs.split())) for roleid, privs, _major in lines)
     for module, privs in MODULE_PRIVILEGES.items():
         assert any(set(privs) <= granted for granted in documented.values()), module
+
+
+def test_an_unnamed_cluster_needs_sys_audit_and_the_error_says_how_to_do_without(double, state_db, tfvars, tmp_path):
+    """GET /cluster/status tells an unnamed cluster's name; a token without Sys.Audit on / is told to name it."""
+    token, secret = privsep_token(double, 'noname', ['VM.Audit'])
+    args = dict(token_options(double, token, secret), cluster=None, state_db=state_db, tfvars_path=str(tfvars),
+                name='AI-agent', role='web', roles_path=str(ROOT / 'roles'))
+    with pytest.raises(ModuleFailed) as err:
+        run_module('server_role', args)
+    msg = err.value.result['msg']
+    assert 'Sys.Audit' in msg and 'name the cluster with the cluster option (PROXMOX_CLUSTER)' in msg, msg
+    assert created_nothing(state_db)
+    token, secret = privsep_token(double, 'named', ['VM.Audit', 'Sys.Audit'])
+    result = run_module('server_role', dict(args, **token_options(double, token, secret, cluster=None)))
+    assert result['changed'] and ss.StateStore(state_db).servers()[0]['cluster'] == 'demo'

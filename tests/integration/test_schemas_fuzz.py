@@ -63,3 +63,48 @@ def test_the_fast_path_never_vouches_for_invalid_data_of_any_schema(name, data):
     schema = schemas.SCHEMAS[name]
     if schemas._surely_valid(data, schema):
         assert jsonschema_errors(data, schema) == []
+
+
+CLUSTER_NAMES = st.sampled_from(['lab', 'prod-1', 'a_b', 'p' * 63, 'p' * 64, '-x', '1a', 'la b', ''])
+
+
+@st.composite
+def roles(draw):
+    """state/roles.yml-shaped data, each server maybe naming a cluster, with a wrong value here and there."""
+    servers = {}
+    for name in draw(st.lists(st.sampled_from(['web-01', 'web-01.lab', 'db_1', '-x', '']), max_size=3, unique=True)):
+        servers[name] = draw(st.fixed_dictionaries(
+            {'role': st.one_of(st.just('web'), JSON)},
+            optional={'cluster': st.one_of(CLUSTER_NAMES, JSON), 'vmid': st.one_of(st.integers(0, 2_000_000_000), JSON),
+                      'vars': st.one_of(st.dictionaries(st.sampled_from(['a', '_b', '1c', 'd-e']), JSON, max_size=2),
+                                        JSON)}))
+    return draw(st.one_of(st.just({'servers': servers}), st.just({'servers': servers, 'extra': 1})))
+
+
+DEFAULTS = st.fixed_dictionaries({}, optional={'default_hdd': st.one_of(st.sampled_from(['local-lvm', '']), JSON),
+                                               'default_ssd': st.one_of(st.just('x' * 101), st.just('ssd'), JSON)})
+
+
+@st.composite
+def datastores(draw):
+    """state/datastores.yml-shaped data: top-level defaults and the defaults of some clusters."""
+    data = draw(DEFAULTS)
+    if draw(st.booleans()):
+        data['clusters'] = draw(st.one_of(st.dictionaries(CLUSTER_NAMES, st.one_of(DEFAULTS, JSON), max_size=3), JSON))
+    if draw(st.booleans()):
+        data = dict(data, clusters_typo={})
+    return data
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(roles())
+def test_the_fast_path_never_vouches_for_invalid_roles(data):
+    if schemas._surely_valid(data, schemas.ROLES_SCHEMA):
+        assert jsonschema_errors(data, schemas.ROLES_SCHEMA) == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datastores())
+def test_the_fast_path_never_vouches_for_invalid_datastores(data):
+    if schemas._surely_valid(data, schemas.DATASTORES_SCHEMA):
+        assert jsonschema_errors(data, schemas.DATASTORES_SCHEMA) == []

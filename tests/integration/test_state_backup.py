@@ -105,8 +105,8 @@ def test_backup_is_consistent_while_another_run_writes(populated):
         while not stop.is_set():
             n = len(writes)
             conn.execute('BEGIN IMMEDIATE')
-            conn.execute("INSERT INTO servers (name, present, created_at, updated_at) "
-                         "VALUES (?, 1, '2026-01-01', '2026-01-01')", ('w-%05d' % n,))
+            conn.execute("INSERT INTO servers (cluster, name, present, created_at, updated_at) "
+                         "VALUES ('demo', ?, 1, '2026-01-01', '2026-01-01')", ('w-%05d' % n,))
             conn.execute("INSERT INTO change_log (at, entity, key, field, new) "
                          "VALUES ('2026-01-01', 'server', ?, 'role', 'web')", ('w-%05d' % n,))
             conn.execute('COMMIT')
@@ -117,7 +117,7 @@ def test_backup_is_consistent_while_another_run_writes(populated):
     thread.start()
     copies = []
     try:
-        while len(copies) < 5:
+        while len(copies) < 5 and thread.is_alive():  # a writer that failed would leave this waiting for ever
             if writes:  # copy only once writing has begun
                 copies.append(run_module('state_backup', dict(state_db=populated))['backup_file'])
     finally:

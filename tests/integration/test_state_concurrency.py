@@ -30,7 +30,7 @@ def _worker(args):
     store = StateStore(path)
     for i in range(start, start + 250):
         with store.writing() as conn:
-            store.upsert_servers(conn, [dict(name='vm-%05d' % i, vmid=1000 + i, role='web')], 'test')
+            store.upsert_servers(conn, [dict(name='vm-%05d' % i, vmid=1000 + i, role='web')], 'test', 'demo')
     return 250
 
 

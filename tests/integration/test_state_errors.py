@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.proxmox_manager.core.plugins.module_utils import state_db as sdb
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
 from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view as recorded
 from tests.conftest import SAMPLE_TFVARS, ModuleFailed, connection_options, run_module
@@ -230,7 +231,7 @@ def test_datastore_info_warns_answers_live_and_writes_nothing(broken, base, doub
 
 def test_the_recorded_view_fails_with_one_clear_message(broken):
     before = broken.state()
-    name = recorded.view_name('pve.example', 8006)
+    name = sdb.view_name('pve.example', 8006)
     for call in (lambda: recorded.last_view(broken.option, name), lambda: recorded.applied_roles(broken.option)):
         with pytest.raises(StateStoreError) as failed:
             call()
@@ -291,7 +292,7 @@ def test_the_inventory_records_into_an_existing_db_only_when_the_view_changed(do
                                                                               tmp_path, state_db):
     make_db(base, state_db)
     config = write_config(tmp_path, double, state_db)
-    name = recorded.view_name(double.host, double.port)
+    name = sdb.view_name(double.host, double.port)
     parse(inventory_loader, config)
     taken_at, records = recorded.last_view(state_db, name)
     assert taken_at is not None and 'AI-agent' in [r['host'] for r in records]

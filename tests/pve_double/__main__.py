@@ -2,6 +2,7 @@
 
     python -m tests.pve_double --scenario tests/pve_double/scenarios/sample.yml --info-file /tmp/pve.json
     python -m tests.pve_double --nodes 5 --guests 5000 --seed 1 --info-file /tmp/pve.json
+    python -m tests.pve_double --nodes 3 --guests 1000 --cluster-name lab --name-prefix lab-vm --info-file /tmp/lab.json
 
 It prints one line when ready, after writing the info file (JSON, mode 0600)
 atomically; SIGTERM/SIGINT stop it and remove the info file and the pidfile.
@@ -35,6 +36,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--running-ratio", type=float, default=0.8)
     p.add_argument("--agent-ratio", type=float, default=0.7, help="share of qemu guests with the agent enabled")
     p.add_argument("--name-prefix", default="vm")
+    p.add_argument("--cluster-name", help="the cluster's name (GET /cluster/status, the login's clustername); "
+                                          "default: the scenario's, or 'generated' for a generated cluster")
     p.add_argument("--tfvars-out", help="also write a matching terraform.tfvars.json here")
     p.add_argument("--declared-ratio", type=float, default=0.9, help="share of guests the tfvars declares")
     p.add_argument("--declared-only", type=int, default=0, help="tfvars servers that are not in Proxmox")
@@ -61,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         cluster = generate_cluster(
             args.nodes, args.guests, args.seed, templates=args.templates, duplicate_names=args.duplicates,
             offline_nodes=args.offline_nodes, lxc_ratio=args.lxc_ratio, running_ratio=args.running_ratio,
-            agent_ratio=args.agent_ratio, name_prefix=args.name_prefix)
+            agent_ratio=args.agent_ratio, name_prefix=args.name_prefix, cluster_name=args.cluster_name or "generated")
     else:
         cluster = load_scenario(args.scenario or SAMPLE_SCENARIO)
+        if args.cluster_name:
+            cluster.cluster_name = args.cluster_name
     if args.pve_major is not None:
         cluster.pve_major = args.pve_major
     if args.tfvars_out:

@@ -189,3 +189,18 @@ def test_tfvars_key_and_name_are_echoed_as_excerpts(tmp_path):
     assert 'is too long' in str(err.value)
     assert_bounded(err.value.problems)
     assert len(str(err.value)) < 2000
+
+
+def test_a_megabyte_cluster_name_is_echoed_as_an_excerpt(tmp_path):
+    roles, datastores = tmp_path / 'roles.yml', tmp_path / 'datastores.yml'
+    roles.write_text('servers:\n  web-01:\n    role: web\n    cluster: %s\n' % HUGE)
+    datastores.write_text('default_hdd: local-lvm\nclusters:\n  ? %s\n  : default_ssd: %s\n' % (HUGE, HUGE))
+    loaded = declarations.load(str(roles), str(datastores))
+    problems = loaded.problems
+    assert len(problems) == 3 and all('does not match' in p or 'is too long' in p for p in problems), problems
+    assert loaded.entries == []  # a malformed cluster is no declaration to cross-check
+    assert_bounded(problems)
+    # the cross-check of the clusters datastores.yml names: not among the view's
+    found = declarations.check_clusters(loaded, ['demo', 'lab'])
+    assert len(found) == 1 and 'is not one of the clusters (demo, lab)' in found[0]
+    assert_bounded(found)

@@ -49,6 +49,7 @@ def asked(monkeypatch, recorded):
         return dict((g['vmid'], RECORDED_IPS[g['vmid']] or None) for g in guests)  # 103: agent off
 
     monkeypatch.setattr(proxmox_client.ProxmoxClient, '_connect', no_http)
+    monkeypatch.setattr(proxmox_client.ProxmoxClient, 'cluster_name', lambda self: 'demo')  # GET /cluster/status
     monkeypatch.setattr(proxmox_client.ProxmoxClient, 'cluster_resources', cluster_resources)
     monkeypatch.setattr(proxmox_client.ProxmoxClient, 'guests_ips', guests_ips)
     return asked
@@ -106,12 +107,14 @@ def test_recorded_guests_become_hosts_with_their_hostvars_and_groups(populate, r
         assert v.get('pve_tags', []) == tags and v.get('pve_pool') == g.get('pool')
         assert v.get('pve_name') == (g['name'] if host != g['name'] else None)
         assert v['pve_source'] == ('live+declared' if g['name'] in DECLARED else 'live')
-        expected = ['node_' + g['node'], 'status_' + g['status'], 'type_' + g['type']]
+        assert v['pve_cluster'] == 'demo'  # the name /cluster/status gives
+        expected = ['cluster_demo', 'node_' + g['node'], 'status_' + g['status'], 'type_' + g['type']]
         expected += ['tag_' + t for t in tags] + (['pool_' + g['pool']] if g.get('pool') else [])
         expected += [] if g['name'] in DECLARED else ['undeclared']
         assert sorted(n for n, hosts in groups.items() if host in hosts) == sorted(expected), host
 
     assert groups['declared_only'] == ['web-02'] and hostvars['web-02']['pve_source'] == 'declared'
+    assert groups['cluster_demo'] == sorted(hostvars) and hostvars['web-02']['pve_cluster'] == 'demo'
     assert not [g for g in groups if g.startswith('role_')]  # no role applied yet
     assert any("share the name 'worker'" in w for w in warnings)
 
@@ -168,7 +171,9 @@ def test_applied_roles_from_the_state_db(populate):
     store = StateStore(populate.state_db)
     with store.writing() as conn:
         store.upsert_servers(conn, [dict(name='db-01', vmid=102, role='db'), dict(name='worker', vmid=111, role='was'),
-                                    dict(name='web-02', role='web')], tool='test')
+                                    dict(name='web-02', role='web')], 'test', 'demo')
+        # the same vmid in another cluster is another server: its role is not this one's
+        store.upsert_servers(conn, [dict(name='AI-agent', vmid=100, role='db')], 'test', 'lab')
     hostvars, groups = populate(want_agent_ips=False)[:2]
     assert groups['role_db'] == ['db-01'] and groups['role_was'] == ['worker-111'] and groups['role_web'] == ['web-02']
     assert hostvars['worker-111']['pve_role'] == 'was' and 'pve_role' not in hostvars['worker-110']

@@ -49,3 +49,36 @@ def test_messages_echo_values_as_bounded_excerpts():
 def test_field_paths_are_bounded_too():
     assert schemas._field(['servers', 'y' * 500, 'disks', 0, 'size']) == 'servers.%s....disks[0].size' % ('y' * 80)
     assert schemas._field([]) == '(top level)'
+
+
+def problems_of(data, schema):
+    try:
+        schemas.validate(data, schema, 'f.yml')
+    except DeclarationError as exc:
+        return exc.problems
+    return []
+
+
+def test_a_server_may_name_its_cluster_as_the_inventory_file_names_clusters():
+    from ansible_collections.proxmox_manager.core.plugins.module_utils import clusters
+
+    assert schemas.CLUSTER_PATTERN == clusters.NAME.pattern  # one rule for a cluster's name, wherever it is written
+    ok = {'servers': {'web-01': {'role': 'web', 'cluster': 'lab'}, 'db-01': {'role': 'db', 'cluster': 'p' * 63}}}
+    assert schemas._surely_valid(ok, schemas.ROLES_SCHEMA)
+    for bad in ('', '-lab', '1lab', 'p' * 64, 'la b', 3):
+        data = {'servers': {'web-01': {'role': 'web', 'cluster': bad}}}
+        assert not schemas._surely_valid(data, schemas.ROLES_SCHEMA)
+        assert [p.split(': ')[1] for p in problems_of(data, schemas.ROLES_SCHEMA)] == ['servers.web-01.cluster'], bad
+
+
+def test_datastores_take_defaults_per_cluster():
+    ok = {'default_hdd': 'local-lvm', 'default_ssd': 'ssd-pool',
+          'clusters': {'lab': {'default_ssd': 'lab-ssd'}, 'prod-2': {}}}
+    assert schemas._surely_valid(ok, schemas.DATASTORES_SCHEMA)
+    assert problems_of({'clusters': {'lab': {'default_sdd': 'x'}}}, schemas.DATASTORES_SCHEMA) == [
+        "f.yml: clusters.lab: Additional properties are not allowed ('default_sdd' was unexpected)"]
+    assert problems_of({'clusters': {'lab': None, '9x': {}}}, schemas.DATASTORES_SCHEMA) == [
+        "f.yml: clusters: '9x' does not match '^[A-Za-z][A-Za-z0-9_-]{0,62}$'",
+        "f.yml: clusters.lab: None is not of type 'object'"]
+    assert problems_of({'clusters': {'lab': {'default_hdd': ''}}}, schemas.DATASTORES_SCHEMA) == [
+        "f.yml: clusters.lab.default_hdd: '' should be non-empty"]
