@@ -470,8 +470,8 @@ def prune_entries(view, resolved, rows, catalog):
 
 
 def role_entries(resolved):
-    """The entries for server_role's `servers` option, one per declared server (of one cluster per call)."""
-    return [dict(name=record.name, vmid=record.vmid, role=entry['role'], state='present')
+    """The entries for server_role's `servers` option, one per declared server, each naming its cluster."""
+    return [dict(name=record.name, vmid=record.vmid, cluster=record.cluster, role=entry['role'], state='present')
             for entry, record in resolved]
 
 

@@ -56,7 +56,7 @@ def _role_problem(role, catalog):
     return 'Role %s is not in the role catalog (%s).%s' % (excerpt(role), ', '.join(catalog) or 'empty', hint)
 
 
-_ENTRY_KEYS = {'name': str, 'vmid': int, 'role': str, 'state': str}
+_ENTRY_KEYS = {'name': str, 'vmid': int, 'cluster': str, 'role': str, 'state': str}
 
 
 def load_entries(path):
@@ -78,7 +78,7 @@ def load_entries(path):
     if isinstance(entries, dict) and 'servers' in entries:
         entries = entries['servers']
     if not isinstance(entries, list):
-        raise ConfigurationError('servers_file %s must hold a list of {name, vmid?, role?, state?}.' % path)
+        raise ConfigurationError('servers_file %s must hold a list of {name, vmid?, cluster?, role?, state?}.' % path)
     problems = []
     for index, entry in enumerate(entries):
         where = '%s: servers[%d]' % (path, index)
@@ -101,8 +101,8 @@ def load_entries(path):
 def resolve(view, entries, catalog):
     """Validate every entry first; ([(record, entry)], [problem, ...]).
 
-    Entries are {name, vmid?, role?, state?}. Every problem is listed, so one
-    failing call tells the user everything to fix.
+    Entries are {name, vmid?, cluster?, role?, state?}; an entry's cluster must be the view's (the one
+    cluster the call acts on). Every problem is listed, so one failing call tells the user everything to fix.
     """
     resolved, problems, seen = [], [], {}
     for index, entry in enumerate(entries):
@@ -114,7 +114,13 @@ def resolve(view, entries, catalog):
             problems.append('%s: role is required when state is present.' % label)
         elif role and role not in catalog:
             problems.append('%s: %s' % (label, _role_problem(role, catalog)))
-        record, problem = view.find(entry['name'], entry.get('vmid'))
+        cluster = entry.get('cluster')
+        if cluster is not None and cluster not in view.clusters:
+            problems.append('%s: the entry is for the cluster %s, but this call acts on the cluster %s; give each '
+                            'cluster its own call (its cluster option).'
+                            % (label, excerpt(cluster), ', '.join(view.clusters)))
+            continue
+        record, problem = view.find(entry['name'], entry.get('vmid'), cluster)
         if problem:
             problems.append('%s: %s' % (label, problem) if len(entries) > 1 else problem)
             continue

@@ -25,9 +25,10 @@ description:
   - Every problem names the file, the line and the field (with a "did you mean" where a close name exists), and
     all of them are listed in one failure. The module only reads, so nothing is ever written.
   - A tfvars C(role) that disagrees with the declaration is a warning; the declaration wins.
-  - Returns, per cluster (RV(clusters)), the entries ready for the O(proxmox_manager.core.server_role#module:servers)
-    option of M(proxmox_manager.core.server_role), and separately the C(state=absent) entries of servers that have a
-    role in the state DB but are no longer declared, so a playbook applies those only when asked to prune.
+  - Returns the entries ready for the O(proxmox_manager.core.server_role#module:servers) option of
+    M(proxmox_manager.core.server_role), each naming its cluster (RV(servers)), and separately the C(state=absent)
+    entries of servers that have a role in the state DB but are no longer declared (RV(prune)), so a playbook
+    applies those only when asked to prune. RV(clusters) holds what each cluster's datastore calls take.
 author:
   - Proxmox Manager maintainers (@proxmox-manager)
 extends_documentation_fragment:
@@ -75,7 +76,9 @@ EXAMPLES = r'''
 - name: Apply each cluster's declarations in one transaction, pruning only when asked
   proxmox_manager.core.server_role:
     cluster: "{{ item.cluster }}"
-    servers: "{{ item.servers + (item.prune if prune | bool else []) }}"
+    servers: >-
+      {{ (declarations.servers + (declarations.prune if prune | bool else []))
+         | selectattr('cluster', 'equalto', item.cluster) | list }}
   loop: "{{ declarations.clusters }}"
   loop_control:
     label: "{{ item.cluster }}"
@@ -100,20 +103,18 @@ clusters:
       description: The cluster's name.
       type: str
       sample: lab
-    servers:
+    declared:
       description:
-        - One O(proxmox_manager.core.server_role#module:servers) entry per server of the cluster that is declared,
-          in file order.
-      type: list
-      elements: dict
-      sample: [{name: web-01, vmid: 101, role: web, state: present}]
-    prune:
+        - How many servers of the cluster are declared; their entries are those of RV(servers) that name the
+          cluster.
+      type: int
+      sample: 12
+    undeclared:
       description:
-        - O(proxmox_manager.core.server_role#module:servers) entries with C(state=absent) for the servers of the
-          cluster that have a role in the state DB but are not declared any more.
-      type: list
-      elements: dict
-      sample: [{name: build-box, vmid: 120, role: java, state: absent}]
+        - How many servers of the cluster have a role in the state DB but are not declared any more; their
+          entries are those of RV(prune) that name the cluster.
+      type: int
+      sample: 1
     default_hdd:
       description: The cluster's default HDD datastore (its own under C(clusters), else the top level), null when
         not declared.
@@ -135,21 +136,23 @@ clusters:
 servers:
   description:
     - One O(proxmox_manager.core.server_role#module:servers) entry per declared server, in file order.
-    - With several clusters, each entry also names its C(cluster); give each cluster's entries (RV(clusters[].servers))
-      to a call of its own.
+    - Each entry names its C(cluster), which M(proxmox_manager.core.server_role) checks against the cluster it acts
+      on; with several clusters, give each cluster's entries (C(selectattr('cluster', 'equalto', NAME))) to a call
+      of its own.
+    - They are returned once, not again per cluster, as 10,000 entries cost Ansible time on every copy.
   returned: success
   type: list
   elements: dict
-  sample: [{name: AI-agent, vmid: 100, role: web, state: present}]
+  sample: [{name: AI-agent, vmid: 100, cluster: demo, role: web, state: present}]
 prune:
   description:
     - O(proxmox_manager.core.server_role#module:servers) entries with C(state=absent) for the servers that have a
       role in the state DB but are not declared any more.
-    - With several clusters, each entry also names its C(cluster) (see RV(clusters[].prune)).
+    - Each entry names its C(cluster), as in RV(servers).
   returned: success
   type: list
   elements: dict
-  sample: [{name: build-box, vmid: 120, role: java, state: absent}]
+  sample: [{name: build-box, vmid: 120, cluster: demo, role: java, state: absent}]
 undeclared:
   description: The servers of RV(prune), with their inventory host name, cluster and role, for display.
   returned: success
@@ -239,6 +242,8 @@ problems:
       declarations. Did you mean 'AI-agent'?"
 '''
 
+import collections
+
 from ansible_collections.proxmox_manager.core.plugins.module_utils import (
     datastores,
     declarations,
@@ -249,7 +254,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils import (
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import ProxmoxManagerError, in_cluster
 from ansible_collections.proxmox_manager.core.plugins.module_utils.module_base import ProxmoxManagerModule
 
-_ENTRY_KEYS = ('name', 'vmid', 'role', 'state')  # what server_role's `servers` option takes
+_ENTRY_KEYS = ('name', 'vmid', 'cluster', 'role', 'state')  # what server_role's `servers` option takes
 
 
 def _check_datastores(module, decl, targets):
@@ -309,29 +314,23 @@ def _run(module):
     ds_problems.extend(_shared_vars_files(clusters))
     declarations.require_valid(decl.problems + problems + ds_problems, decl.files)
     prune, stale = declarations.prune_entries(view, resolved, module.store.servers(), catalog)
+    declared = collections.Counter(record.cluster for _entry, record in resolved)
+    undeclared = collections.Counter(item['cluster'] for item in prune)
+    for item in clusters:
+        item.update(declared=declared[item['cluster']], undeclared=undeclared[item['cluster']])
     for warning in warnings + ds_warnings:
         module.warn(warning)
     for row in stale:
         module.warn('%s%s has the role %r in the state DB, but neither Proxmox nor the tfvars has that server any '
                     'more, so it cannot be pruned by name.' % (server_plan.server_key(row), ' in the cluster %s'
                                                                % row['cluster'] if several else '', row['role']))
-    for item in clusters:
-        item.update(
-            servers=declarations.role_entries([(e, r) for e, r in resolved if r.cluster == item['cluster']]),
-            prune=[dict((k, p[k]) for k in _ENTRY_KEYS if k in p) for p in prune if p['cluster'] == item['cluster']],
-        )
-    # The keys of one cluster, as before several; with several, each entry names its cluster, so no one
-    # server_role call can take them all (give it clusters[].servers instead).
-    keys = _ENTRY_KEYS + (('cluster',) if several else ())
     listed = [dict(key=entry['key'], host=record.host, cluster=record.cluster, name=record.name, vmid=record.vmid,
                    role=entry['role'], vars=entry['vars'], line=entry['line']) for entry, record in resolved]
-    servers = [dict(item, cluster=record.cluster) if several else item
-               for item, (_entry, record) in zip(declarations.role_entries(resolved), resolved)]
     top = decl.defaults if several else dict(hdd=clusters[0]['default_hdd'], ssd=clusters[0]['default_ssd'])
     return dict(
         changed=False,
-        servers=servers,
-        prune=[dict((k, item[k]) for k in keys if k in item) for item in prune],
+        servers=declarations.role_entries(resolved),
+        prune=[dict((k, item[k]) for k in _ENTRY_KEYS if k in item) for item in prune],
         undeclared=[dict(host=item['host'], cluster=item['cluster'], name=item['name'], vmid=item['vmid'],
                          role=item['previous_role']) for item in prune],
         stale=[dict(cluster=row['cluster'], name=row['name'], vmid=row['vmid'], role=row['role']) for row in stale],

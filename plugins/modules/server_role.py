@@ -58,7 +58,7 @@ options:
   servers:
     description:
       - Many servers in ONE call and ONE transaction; a thousand declarations are one task.
-      - Each item takes O(name), O(vmid), O(role) and O(state) as above.
+      - Each item takes O(name), O(vmid), O(role) and O(state) as above, and optionally its cluster.
     type: list
     elements: dict
     suboptions:
@@ -69,6 +69,11 @@ options:
       vmid:
         description: Picks one of several guests that share the name.
         type: int
+      cluster:
+        description:
+          - The cluster of the server, as in RV(proxmox_manager.core.declarations_validate#module:servers).
+          - It must be the cluster the call acts on (O(cluster)); an entry of another cluster fails the call.
+        type: str
       role:
         description: The role.
         type: str
@@ -197,6 +202,7 @@ def main():
             servers=dict(type='list', elements='dict', options=dict(
                 name=dict(type='str', required=True),
                 vmid=dict(type='int'),
+                cluster=dict(type='str'),
                 role=dict(type='str'),
                 state=dict(type='str', default='present', choices=['present', 'absent']),
             )),

@@ -32,7 +32,7 @@ from .common import (
     DoubleProcess,
     base_env,
     parse_failure,
-    rotated,
+    interleaved,
     state_db,
     stats,
     table,
@@ -184,14 +184,15 @@ def run(runs: int, latency: float) -> dict:
             if calls["listings"] < len(doubles[key]):
                 raise BenchError(f"{LABELS[key]} did not list every cluster live: {calls['per_cluster']}\n"
                                  f"{err[-3000:]}")
-            return wall, cpu, calls, _WARNING.findall(err)
+            return dict(wall=wall, cpu=cpu, calls=calls, warnings=_WARNING.findall(err))
 
         result = {"contenders": {}}
         print("   warm-up: one untimed run of each", flush=True)
         for key in ORDER:
             out = workdir / f"{key}-list.json"
             with open(out, "wb") as fh:
-                wall, _cpu, calls, warnings = one_run(key, fh)
+                warm = one_run(key, fh)
+            wall, calls, warnings = warm["wall"], warm["calls"], warm["warnings"]
             listing = _check_listing(key, out, expected_hosts[key])
             result["contenders"][key] = {"label": LABELS[key], "config": str(configs[key]),
                                          "clusters": len(doubles[key]), "warmup": listing,
@@ -200,26 +201,19 @@ def run(runs: int, latency: float) -> dict:
             print(f"   warm-up {LABELS[key]:<32} {wall:7.2f} s wall, {listing['hosts']} hosts, "
                   f"{calls['total']} API calls, {len(warnings)} warnings", flush=True)
 
-        walls, cpus, calls = ({k: [] for k in ORDER} for _copy in range(3))
-        warns = {k: set() for k in ORDER}
-        for r in range(runs):
-            for key in rotated(list(ORDER), r):
-                wall, cpu, counted, warnings = one_run(key)
-                walls[key].append(wall)
-                cpus[key].append(cpu)
-                calls[key].append(counted)
-                warns[key].update(warnings)
-                print(f"   round {r + 1}/{runs}  {LABELS[key]:<32} {wall:7.2f} s wall {cpu:6.2f} s CPU "
-                      f"{counted['total']:6d} API calls", flush=True)
+        timed_runs = interleaved(runs, ORDER, one_run, LABELS)
 
+    walls = dict((key, [run["wall"] for run in timed_runs[key]]) for key in ORDER)
     for key in ORDER:
+        calls = [run["calls"] for run in timed_runs[key]]
         entry = result["contenders"][key]
         entry["wall_s"] = stats(walls[key])
-        entry["cpu_s"] = stats(cpus[key])
-        entry["api_calls"] = calls[key][-1]
-        entry["api_calls_totals_seen"] = sorted({c["total"] for c in calls[key]})
-        entry["calls_as_expected_every_run"] = all(c["one_listing_per_cluster_plus_lookups"] for c in calls[key])
-        entry["distinct_warnings_in_timed_runs"] = sorted(warns[key])[:20]
+        entry["cpu_s"] = stats([run["cpu"] for run in timed_runs[key]])
+        entry["api_calls"] = calls[-1]
+        entry["api_calls_totals_seen"] = sorted({c["total"] for c in calls})
+        entry["calls_as_expected_every_run"] = all(c["one_listing_per_cluster_plus_lookups"] for c in calls)
+        entry["distinct_warnings_in_timed_runs"] = sorted(set(w for run in timed_runs[key]
+                                                              for w in run["warnings"]))[:20]
     ratio = entry_median(result, "ten") / entry_median(result, "single")
     round_ratios = [round(t / s, 3) for t, s in zip(walls["ten"], walls["single"])]
     calls_ok = all(result["contenders"][k]["calls_as_expected_every_run"] for k in ORDER)

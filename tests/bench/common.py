@@ -177,6 +177,25 @@ def rotated(items: list, round_no: int) -> list:
     return items[k:] + items[:k]
 
 
+def interleaved(runs: int, keys: list, one_run, labels: dict, wanted=None) -> dict:
+    """{key: [run, ...]}: `runs` rounds, each running every key once, in rotated() order.
+
+    one_run(key) returns a dict with at least `wall`, `cpu` and `calls` (the double's counters, with their
+    `total`); each run is printed as it ends. wanted(key, its runs so far) may leave a key out of a round.
+    """
+    done = {key: [] for key in keys}
+    width = max(len(labels[key]) for key in keys)
+    for r in range(runs):
+        for key in rotated(list(keys), r):
+            if wanted is not None and not wanted(key, done[key]):
+                continue
+            run = one_run(key)
+            done[key].append(run)
+            print(f"   round {r + 1}/{runs}  {labels[key]:<{width}} {run['wall']:7.2f} s wall {run['cpu']:6.2f} s CPU "
+                  f"{run['calls']['total']:6d} API calls", flush=True)
+    return done
+
+
 def table(headers: list, rows: list) -> str:
     """A Markdown table (readable on a terminal, pasteable into docs/benchmarks.md)."""
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]

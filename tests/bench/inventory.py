@@ -31,10 +31,13 @@ from .common import (
     base_env,
     baseline_collections,
     community_proxmox,
-    rotated,
+    interleaved,
+    parse_failure,
+    state_db,
     stats,
     table,
     timed,
+    write_private,
 )
 
 AGENT_PATHS = ("GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", "GET /nodes/{node}/lxc/{vmid}/interfaces")
@@ -46,12 +49,6 @@ LABELS = {"ours": "proxmox_manager.core.proxmox", "ours_base": "ours at --baseli
 ORDER = ("ours", "ours_base", "ours_list", "cp_nofacts", "cp_facts", "floor", "floor_cp")
 
 
-def _write(path, text, mode=0o600):
-    path.write_text(text)
-    os.chmod(path, mode)
-    return path
-
-
 def _contenders(double: DoubleProcess, workdir, with_facts: bool, cp_dir, baseline=None) -> dict:
     """{key: (config path, env)} for one cluster; `baseline` is (collections dir, label) or None."""
     i = double.info
@@ -60,10 +57,10 @@ def _contenders(double: DoubleProcess, workdir, with_facts: bool, cp_dir, baseli
         f"api_host: {i['host']}", f"api_port: {i['port']}", f"api_user: {i['token_user']}",
         f"api_token_id: {i['token_name']}", f"api_token_secret: {i['token_secret']}", f"ca_path: {i['ca_path']}",
         f"tfvars_path: {double.tfvars}"]
-    ours = _write(workdir / "ours.proxmox.yml", "\n".join(ours_lines + [
-        f"state_db: {_state_db(workdir / 'state' / 'proxmox_manager.db')}", "want_agent_ips: true", ""]))
-    ours_list = _write(workdir / "ours-list.proxmox.yml", "\n".join(ours_lines + [
-        f"state_db: {_state_db(workdir / 'state-list' / 'proxmox_manager.db')}", "want_agent_ips: false",
+    ours = write_private(workdir / "ours.proxmox.yml", "\n".join(ours_lines + [
+        f"state_db: {state_db(workdir / 'state' / 'proxmox_manager.db')}", "want_agent_ips: true", ""]))
+    ours_list = write_private(workdir / "ours-list.proxmox.yml", "\n".join(ours_lines + [
+        f"state_db: {state_db(workdir / 'state-list' / 'proxmox_manager.db')}", "want_agent_ips: false",
         "want_declared: false", ""]))
     community = ["plugin: community.proxmox.proxmox", f"url: {i['url']}", f"user: {i['token_user']}",
                  f"token_id: {i['token_name']}", f"token_secret: {i['token_secret']}", "validate_certs: true"]
@@ -74,39 +71,25 @@ def _contenders(double: DoubleProcess, workdir, with_facts: bool, cp_dir, baseli
     out = {
         "ours": (ours, ours_env),
         "ours_list": (ours_list, ours_env),
-        "cp_nofacts": (_write(workdir / "cp-nofacts.proxmox.yml", "\n".join(community + ["want_facts: false", ""])),
+        "cp_nofacts": (write_private(workdir / "cp-nofacts.proxmox.yml", "\n".join(community + ["want_facts: false", ""])),
                        cp_env),
     }
     if baseline:
         # Its own state DB: the two versions must not read each other's recorded view. want_declared: false
         # (our default now) so both carry the same hostvars and the core alone is compared.
-        base = _write(workdir / "ours-base.proxmox.yml", "\n".join(ours_lines + [
+        base = write_private(workdir / "ours-base.proxmox.yml", "\n".join(ours_lines + [
             f"state_db: {workdir / 'state-base' / 'proxmox_manager.db'}", "want_agent_ips: true",
             "want_declared: false", ""]))
         out["ours_base"] = (base, dict(ours_env, ANSIBLE_COLLECTIONS_PATH=str(baseline[0])))
     if with_facts:
-        out["cp_facts"] = (_write(workdir / "cp-facts.proxmox.yml", "\n".join(community + ["want_facts: true", ""])),
+        out["cp_facts"] = (write_private(workdir / "cp-facts.proxmox.yml", "\n".join(community + ["want_facts: true", ""])),
                            cp_env)
     return out
 
 
-def _state_db(path) -> str:
-    """A state DB made as the modules make it: the inventory records its view only into an existing one."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "collections"))
-    from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
-
-    store = StateStore(str(path))
-    with store.writing():
-        pass
-    store.close()
-    return str(path)
-
-
 def _floor(workdir, listing, name="floor") -> tuple:
     """A script inventory that only prints a captured `--list` output: Ansible's own cost to take those hosts in."""
-    script = _write(workdir / f"{name}-inventory.sh", "\n".join([
+    script = write_private(workdir / f"{name}-inventory.sh", "\n".join([
         "#!/bin/sh",
         f"# Prints {listing.name}, captured from a warm-up run.",
         'if [ "$1" = "--host" ]; then echo "{}"; exit 0; fi',
@@ -120,7 +103,7 @@ def _hosts(path) -> int:
 
 
 def _check(key, err, calls):
-    if "Failed to parse" in err or "Unable to parse" in err or "No inventory was parsed" in err:
+    if parse_failure(err):
         raise BenchError(f"{LABELS[key]} did not parse:\n{err[-2000:]}")
     if key.startswith("ours") and ("SERVING THE VIEW RECORDED" in err or calls.get("GET /cluster/resources") != 1):
         raise BenchError(f"ours did not build the view live (calls {calls}):\n{err[-2000:]}")
@@ -163,31 +146,24 @@ def bench_cluster(guests: int, runs: int, with_facts: bool, cp_dir, latency: flo
         if with_facts:
             result["contenders"]["cp_facts"] = {"label": LABELS["cp_facts"], "hosts": None}
 
-        walls = {k: [] for k in contenders}
-        cpus = {k: [] for k in contenders}
-        calls = {k: [] for k in contenders}
+        def one_run(key):
+            config, env = contenders[key]
+            double.reset()
+            wall, err, cpu = timed([str(BIN / "ansible-inventory"), "-i", str(config), "--list"], env,
+                                   what=LABELS[key])
+            counted = double.counters()
+            _check(key, err, counted["by_path"])
+            return dict(wall=wall, cpu=cpu, calls=counted)
+
         keys = [k for k in ORDER if k in contenders]
-        for r in range(runs):
-            for key in rotated(keys, r):
-                if key == "cp_facts" and len(walls[key]) >= facts_runs:
-                    continue
-                config, env = contenders[key]
-                double.reset()
-                wall, err, cpu = timed([str(BIN / "ansible-inventory"), "-i", str(config), "--list"], env,
-                                       what=LABELS[key])
-                counted = double.counters()
-                _check(key, err, counted["by_path"])
-                walls[key].append(wall)
-                cpus[key].append(cpu)
-                calls[key].append(counted)
-                print(f"   round {r + 1}/{runs}  {LABELS[key]:<36} {wall:7.2f} s wall {cpu:6.2f} s CPU "
-                      f"{counted['total']:6d} API calls", flush=True)
+        timed_runs = interleaved(runs, keys, one_run, LABELS,
+                                 wanted=lambda key, done: key != "cp_facts" or len(done) < facts_runs)
         for key in keys:
             entry = result["contenders"][key]
-            entry["wall_s"] = stats(walls[key])
-            entry["cpu_s"] = stats(cpus[key])
-            last = calls[key][-1]
-            totals = sorted({c["total"] for c in calls[key]})
+            entry["wall_s"] = stats([run["wall"] for run in timed_runs[key]])
+            entry["cpu_s"] = stats([run["cpu"] for run in timed_runs[key]])
+            last = timed_runs[key][-1]["calls"]
+            totals = sorted({run["calls"]["total"] for run in timed_runs[key]})
             agent = sum(last["by_path"].get(p, 0) for p in AGENT_PATHS)
             entry["api_calls"] = {"total": last["total"], "totals_seen": totals, "agent_lookups": agent,
                                   "other": last["total"] - agent, "by_path": last["by_path"]}

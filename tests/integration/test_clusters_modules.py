@@ -54,6 +54,24 @@ def test_a_server_of_the_other_cluster_is_refused_with_nothing_written(double, l
     assert dump(state_db) == before
 
 
+def test_an_entry_of_another_cluster_fails_the_call(double, lab_double, state_db, tmp_path):
+    """declarations_validate's entries name their cluster; server_role takes those of its own cluster only."""
+    lab = dict(connection_options(lab_double), state_db=state_db, tfvars_path=str(LAB_TFVARS))
+    mine = dict(name='web-01', vmid=101, cluster='lab', role='java', state='present')
+    result = run_module('server_role', dict(lab, servers=[mine, dict(name='lab-ci', cluster='lab', role='db')]))
+    assert [s['changed'] for s in result['servers']] == [True, True]
+    before = dump(state_db)
+    other = dict(name='AI-agent', vmid=100, cluster='demo', role='web')
+    for args in (dict(servers=[dict(mine, role='db'), other]),
+                 dict(servers_file=str(tmp_path / 'servers.json'))):
+        (tmp_path / 'servers.json').write_text(json.dumps([dict(mine, role='db'), other]))
+        with pytest.raises(ModuleFailed) as err:
+            run_module('server_role', dict(lab, **args))
+        assert ("servers[1] (AI-agent): the entry is for the cluster 'demo', but this call acts on the cluster lab; "
+                "give each cluster its own call (its cluster option).") in err.value.result['msg']
+        assert dump(state_db) == before  # web-01 is not changed either: the call is one transaction
+
+
 def test_a_v2_state_db_becomes_the_rows_of_the_first_writers_cluster(double, state_db, tfvars):
     v2_db(state_db)
     base = dict(connection_options(double), state_db=state_db, tfvars_path=str(tfvars))

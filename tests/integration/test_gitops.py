@@ -325,12 +325,12 @@ def test_committed_declarations_match_the_sample_cluster(sample_double, tmp_path
     assert hosts['web-02'] == ('web-02', None, 'web')  # declared in tfvars, not created yet
     assert dict((s['name'], s['role']) for s in result['servers']) == dict(
         (key, role) for key, (_host, _vmid, role) in hosts.items())
-    assert all(s['state'] == 'present' for s in result['servers'])
+    assert all(s['state'] == 'present' and s['cluster'] == 'demo' for s in result['servers'])
     assert (result['default_hdd'], result['default_ssd']) == ('HDD-Storage', 'ssd-pool')
     assert result['host_vars'] == {'AI-agent': {'web_site_name': 'ai-agent', 'web_port': 8080}}
     assert result['prune'] == [] and result['stale'] == [] and result['changed'] is False
-    # the same, as the one cluster's item (what apply.yml loops over)
-    assert result['clusters'] == [dict(cluster='demo', servers=result['servers'], prune=[], default_hdd='HDD-Storage',
+    # the one cluster's item (what apply.yml loops over), without the entries again
+    assert result['clusters'] == [dict(cluster='demo', declared=len(hosts), undeclared=0, default_hdd='HDD-Storage',
                                        default_ssd='ssd-pool', datastores_refresh=False,
                                        terraform_vars_file=os.path.join('terraform', 'datastores.auto.tfvars.json'))]
     assert not (tmp_path / 'state' / 'proxmox_manager.db').exists()  # validation never writes
@@ -345,7 +345,7 @@ def test_a_tfvars_role_that_disagrees_is_a_warning(sample_double, tmp_path):
     line = line_of(tmp_path / 'state' / 'roles.yml', 'role: was')
     assert "%s:%d: servers.db-01.role: 'was' differs from the role 'db' in terraform/terraform.tfvars.json; the " \
            "declaration wins." % (tmp_path / 'state' / 'roles.yml', line) in get_warning_messages()
-    assert {'name': 'db-01', 'vmid': 102, 'role': 'was', 'state': 'present'} in result['servers']
+    assert {'name': 'db-01', 'vmid': 102, 'cluster': 'demo', 'role': 'was', 'state': 'present'} in result['servers']
 
 
 # -- plan, apply, second apply ---------------------------------------------------------

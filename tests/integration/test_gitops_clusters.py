@@ -185,15 +185,16 @@ def test_the_host_name_or_the_cluster_picks_the_server(double, lab_double, tmp_p
     listed = dict((d['key'], (d['host'], d['cluster'], d['vmid'])) for d in result['declarations'])
     assert listed == {'web-01.demo': ('web-01.demo', 'demo', 101), 'web-01': ('web-01.lab', 'lab', 101),
                       'AI-agent': ('AI-agent', 'demo', 100), 'lab-ci': ('lab-ci', 'lab', 300)}
-    by_cluster = dict((item['cluster'], item) for item in result['clusters'])
     assert [item['cluster'] for item in result['clusters']] == ['demo', 'lab']  # the inventory file's order
-    # each cluster's own server_role entries, by the name and vmid its own view knows
-    assert by_cluster['demo']['servers'] == [dict(name='web-01', vmid=101, role='web', state='present'),
-                                             dict(name='AI-agent', vmid=100, role='web', state='present')]
-    assert by_cluster['lab']['servers'] == [dict(name='web-01', vmid=101, role='db', state='present'),
-                                            dict(name='lab-ci', vmid=300, role='java', state='present')]
-    # with several clusters the flat list names each entry's cluster, so no one server_role call takes it whole
-    assert [s['cluster'] for s in result['servers']] == ['demo', 'lab', 'demo', 'lab']
+    assert [(item['declared'], item['undeclared']) for item in result['clusters']] == [(2, 0), (2, 0)]
+    # one server_role entry per server, by the name and vmid its own cluster's view knows, naming that cluster
+    assert result['servers'] == [dict(name='web-01', vmid=101, cluster='demo', role='web', state='present'),
+                                 dict(name='web-01', vmid=101, cluster='lab', role='db', state='present'),
+                                 dict(name='AI-agent', vmid=100, cluster='demo', role='web', state='present'),
+                                 dict(name='lab-ci', vmid=300, cluster='lab', role='java', state='present')]
+    # returned once: no cluster item repeats them
+    assert all(set(item) == {'cluster', 'declared', 'undeclared', 'default_hdd', 'default_ssd', 'datastores_refresh',
+                             'terraform_vars_file'} for item in result['clusters'])
 
 
 # -- datastore defaults per cluster ---------------------------------------------------------
@@ -313,6 +314,12 @@ def test_a_declaration_naming_lab_changes_lab_only_and_one_backup_covers_both(ap
     assert recap(pruned)['changed'] == 1
     del expected[('demo', 'web-01', 101)]
     assert repo.roles_in_db() == expected
+
+    # a cluster with nothing declared any more is still pruned, and only when asked
+    repo.roles.write_text('servers:\n  AI-agent:\n    role: db\n')
+    assert recap(repo.ok('apply.yml'))['changed'] == 0
+    assert recap(repo.ok('apply.yml', '-e', 'prune=true'))['changed'] == 1
+    assert repo.roles_in_db() == {('demo', 'AI-agent', 100): 'db'}
 
 
 def test_one_vars_file_for_several_clusters_is_refused(applied_copy):
