@@ -152,6 +152,11 @@ class ProxmoxClient:
             if not os.path.exists(options['ca_path']):
                 raise ConfigurationError('The CA file %s given as ca_path (PROXMOX_CA_PATH) does not exist.'
                                          % options['ca_path'])
+            if os.path.isdir(options['ca_path']):
+                # Ansible reads an empty PROXMOX_CA_PATH as a path: the current directory.
+                raise ConfigurationError('ca_path (PROXMOX_CA_PATH) names the directory %s, not a CA file (PEM). An '
+                                         'empty PROXMOX_CA_PATH is read as the current directory: unset it to use '
+                                         'the system CAs.' % options['ca_path'])
             self._verify = options['ca_path']
         else:
             self._verify = True

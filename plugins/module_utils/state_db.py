@@ -110,6 +110,21 @@ def url_problem(url):
     return None
 
 
+# The drivers that go through libpq, which waits for ever on a server that takes the connection and never
+# answers (a firewall that drops packets, a stopped VM's address taken over) unless given connect_timeout.
+_LIBPQ_SCHEMES = ('postgresql', 'postgresql+psycopg', 'postgresql+psycopg2')
+
+
+def connect_args(url, timeout):
+    """create_engine's connect_args for a server URL: libpq's connect_timeout of `timeout` seconds, unless the
+    URL sets its own connect_timeout; none for other drivers."""
+    match = _URL.match(url)
+    query = url.partition('?')[2]
+    if match and match.group('scheme').lower() in _LIBPQ_SCHEMES and not re.search(r'(^|&)connect_timeout=', query):
+        return {'connect_timeout': timeout}
+    return {}
+
+
 def missing_driver(exc):
     """The reason for a driver that is not installed, naming the package to install."""
     module = (getattr(exc, 'name', None) or str(exc).rsplit(' ', 1)[-1].strip("'")).split('.')[0]
@@ -133,12 +148,17 @@ def error(action, where, reason):
     reason = (reason.split('\n', 1)[0].strip() or 'unknown error').rstrip('.')
     hint = ''
     is_path = '://' not in where and not where.startswith('(')
-    if 'locked' in reason or 'busy' in reason or 'lock timeout' in reason:
+    locked = 'locked' in reason or 'busy' in reason or 'lock timeout' in reason
+    if locked or 'timeout expired' in reason:
         try:
             timeout = '%ss' % busy_timeout()
         except StateStoreError:
             timeout = 'the timeout'
-        hint = ' Another run held the database for more than %s (%s).' % (timeout, BUSY_TIMEOUT_ENV)
+        if locked:
+            hint = ' Another run held the database for more than %s (%s).' % (timeout, BUSY_TIMEOUT_ENV)
+        else:
+            hint = (' The server took the connection but did not answer within %s (%s, unless the URL sets '
+                    'connect_timeout).' % (timeout, BUSY_TIMEOUT_ENV))
     elif is_path and os.path.isdir(where):
         reason = 'it is a directory, not a database file (state_db or %s must name a file)' % DB_ENV
     elif is_path and ('readonly' in reason or 'read-only' in reason or 'unable to open' in reason):

@@ -28,6 +28,7 @@ from ansible_collections.proxmox_manager.core.plugins.module_utils.state_db impo
     SCHEMA_VERSION,
     busy_timeout,
     check_not_a_directory,
+    connect_args,
     db_url,
     display,
     error,
@@ -99,7 +100,8 @@ class StateStore:
 
     def _make_engine(self):
         if self.path is None:
-            return sa.create_engine(self.url, pool_pre_ping=True)
+            return sa.create_engine(self.url, pool_pre_ping=True,
+                                    connect_args=connect_args(self.url, self.busy_timeout))
         engine = sa.create_engine(self.url, connect_args={'timeout': self.busy_timeout})
 
         @event.listens_for(engine, 'connect')

@@ -319,6 +319,21 @@ def test_cached_fallback_when_proxmox_times_out_or_is_down(existing_db, double, 
     assert_served_from_snapshot(build(cfg), live, reason, 'TIMED OUT' if trouble == 'timeout' else 'UNREACHABLE')
 
 
+def test_an_empty_ca_path_variable_fails_the_parse_clearly(existing_db, double, build, config, tmp_path,
+                                                           monkeypatch):
+    """PROXMOX_CA_PATH= (a CI template's empty export) reaches the plugin as the current directory."""
+    from ansible.errors import AnsibleParserError
+    monkeypatch.setenv('PROXMOX_CA_PATH', '')
+    cfg = config(ca_path=None)  # null in the file: the environment decides
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AnsibleParserError) as err:
+        build(cfg)
+    assert str(err.value) == (
+        'proxmox_manager.core.proxmox: ca_path (PROXMOX_CA_PATH) names the directory %s, not a CA file (PEM). An '
+        'empty PROXMOX_CA_PATH is read as the current directory: unset it to use the system CAs.' % tmp_path)
+    assert double.counters()['total'] == 0  # a configuration mistake: no request, no recorded fallback
+
+
 @pytest.mark.parametrize('options', [dict(offline_fallback=False), dict(strict=True)])
 def test_no_fallback_when_disabled_or_strict(existing_db, double, cli_env, tmp_path, config, build, options):
     build(config())  # a recorded view exists: the failure comes from the option alone

@@ -159,6 +159,20 @@ def test_missing_ca_file_is_a_configuration_error(double, tmp_path):
     assert ProxmoxClient(connection_options(double, ca_path=missing, validate_certs=False)).get('/version')
 
 
+def test_an_empty_ca_path_variable_is_refused_not_read_as_a_ca_directory(double, tmp_path, monkeypatch):
+    """The inventory's options (Ansible's config) turn PROXMOX_CA_PATH= into the current directory."""
+    from ansible.config.manager import ensure_type
+    monkeypatch.chdir(tmp_path)
+    ca_path = ensure_type('', 'path')
+    assert ca_path == str(tmp_path)
+    with pytest.raises(ConfigurationError) as err:
+        ProxmoxClient(connection_options(double, ca_path=ca_path))
+    assert str(err.value) == (
+        'ca_path (PROXMOX_CA_PATH) names the directory %s, not a CA file (PEM). An empty PROXMOX_CA_PATH is '
+        'read as the current directory: unset it to use the system CAs.' % tmp_path)
+    assert double.counters()['total'] == 0
+
+
 @pytest.mark.parametrize('bundle', ['system', 'wrong_ca'])
 def test_validate_certs_false_works_with_requests_ca_bundle_set(double, monkeypatch, bundle):
     if bundle == 'wrong_ca':

@@ -5,12 +5,13 @@ through a writing module (server_role), the read-only module (datastore_info),
 the inventory's recorded view and the inventory plugin itself. None may end in
 "Unexpected error", a traceback or a changed file or database; a password never
 shows. The broken SQLite files, then PostgreSQL that cannot be used: the server
-down, a database that does not exist, a refused password.
+down, one that never answers, a database that does not exist, a refused password.
 """
 
 import gc
 import hashlib
 import os
+import socket
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -87,6 +88,7 @@ class Broken:
         self.path = str(self.dir / 'proxmox_manager.db')
         self.option = self.path
         self.holder = None
+        self.listener = None
         self.frozen = []
         self.request = request
         self.databases = None  # PostgreSQL: what must not change there
@@ -146,6 +148,19 @@ class Broken:
         self.option = 'postgresql+psycopg://pm:%s@127.0.0.1:%d/proxmox_manager' % (SECRET, port)
         self.says = ['postgresql+psycopg://pm:***@127.0.0.1:%d/proxmox_manager' % port, 'Connection refused']
 
+    def _postgresql_silent(self, base, tmp_path, monkeypatch):
+        # A server that takes the connection and never answers (a firewall dropping packets after the
+        # handshake): libpq alone waits for ever.
+        self.dir.mkdir()
+        monkeypatch.setenv('PROXMOX_MANAGER_DB_TIMEOUT', '1')
+        self.listener = socket.socket()
+        self.listener.bind(('127.0.0.1', 0))
+        self.listener.listen(16)  # the kernel completes the handshakes; nobody reads or writes
+        port = self.listener.getsockname()[1]
+        self.option = 'postgresql+psycopg://pm:%s@127.0.0.1:%d/proxmox_manager' % (SECRET, port)
+        self.says = ['postgresql+psycopg://pm:***@127.0.0.1:%d/proxmox_manager' % port, 'timeout expired',
+                     'did not answer within 1s (PROXMOX_MANAGER_DB_TIMEOUT']
+
     def _postgresql_no_database(self, base, tmp_path, monkeypatch):
         self.dir.mkdir()
         server = self.request.getfixturevalue('postgresql_server')
@@ -175,6 +190,9 @@ class Broken:
         return tree(self.dir), names, good and settled_digest(good)
 
     def release(self):
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
         if self.holder is not None:
             self.holder.execute('ROLLBACK')
             self.holder.close()
@@ -191,7 +209,7 @@ class Broken:
 
 
 CASES = ['corrupt', 'directory', 'read-only', 'locked-rollback-journal', 'schema-version-abc', 'bad-port',
-         'missing-driver', 'postgresql-down', 'postgresql-no-database', 'postgresql-auth']
+         'missing-driver', 'postgresql-down', 'postgresql-silent', 'postgresql-no-database', 'postgresql-auth']
 
 
 @pytest.fixture(params=CASES)

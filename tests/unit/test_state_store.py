@@ -226,6 +226,20 @@ def test_a_bad_url_or_a_missing_driver_is_one_message_without_the_password(url, 
         assert 'secret' not in msg
 
 
+@pytest.mark.parametrize('url, args', [
+    ('postgresql+psycopg://u:p@db.example/state', {'connect_timeout': 7}),
+    ('postgresql://u@db.example/state?sslmode=require', {'connect_timeout': 7}),
+    ('POSTGRESQL+PSYCOPG2://u@db.example/state', {'connect_timeout': 7}),
+    ('postgresql+psycopg://u@db.example/state?connect_timeout=2', {}),  # the URL's own wins
+    ('postgresql+psycopg://u@db.example/state?sslmode=require&connect_timeout=2', {}),
+    ('postgresql+psycopg://u@db.example/state?application_name=my_connect_timeout=x', {'connect_timeout': 7}),
+    ('postgresql+pg8000://u@db.example/state', {}),  # not libpq: it does not take the argument
+    ('mysql://u@db.example/state', {}),
+])
+def test_libpq_gets_a_connect_timeout_unless_the_url_sets_one(url, args):
+    assert sdb.connect_args(url, 7) == args
+
+
 def test_a_schema_version_that_is_not_a_number_is_refused_by_name(state_db):
     with ss.StateStore(state_db).writing():
         pass
