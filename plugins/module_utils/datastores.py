@@ -333,8 +333,7 @@ def _write_tf_vars(path, hdd, ssd):
     """temp file + rename: Terraform never reads a half-written file."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory)
+        os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix='.datastores.', suffix='.tmp')
         with os.fdopen(fd, 'w') as handle:
             handle.write(json.dumps(_tf_vars(hdd, ssd), indent=2, sort_keys=True) + '\n')

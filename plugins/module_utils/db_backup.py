@@ -27,8 +27,7 @@ def backup(store, directory=None):
     check_not_a_directory(store.path, 'back up')
     directory = directory or os.path.join(os.path.dirname(store.path), 'backups')
     try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory)
+        os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise error('back up', store.path, 'cannot create the backup directory %s (%s)'
                     % (directory, exc.strerror)) from None

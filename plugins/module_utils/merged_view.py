@@ -494,20 +494,29 @@ def fetch_view(client, tfvars=None, include_templates=False, want_ips=False, max
 def fetch_views(targets, include_templates=False, want_ips=False, max_workers=None, project=None):
     """fetch_view() of several clusters at once: [view, or the ProxmoxManagerError it raised] in target order.
 
-    `targets` are plain dicts {client, tfvars, previous}. Each cluster is asked in its own thread, so
-    ten clusters cost about one cluster's listing time; the IP lookups of each share max_workers.
+    `targets` are plain dicts {client, tfvars, previous}. Each cluster is asked in a daemon thread of its
+    own (proxmox_client.in_daemon_threads), so ten clusters cost about one cluster's listing time; the IP
+    lookups of each share max_workers.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    views, bugs = [None] * len(targets), []
 
-    def one(target):
+    def one(index):
+        target = targets[index]
         try:
-            return fetch_view(target['client'], target.get('tfvars'), include_templates=include_templates,
-                              want_ips=want_ips, max_workers=max_workers, previous=target.get('previous'),
-                              project=project)
+            views[index] = fetch_view(target['client'], target.get('tfvars'), include_templates=include_templates,
+                                      want_ips=want_ips, max_workers=max_workers, previous=target.get('previous'),
+                                      project=project)
         except ProxmoxManagerError as exc:
-            return exc
+            views[index] = exc
+        except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
+            bugs.append(exc)
 
     if len(targets) == 1:
-        return [one(targets[0])]
-    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        return list(pool.map(one, targets))
+        one(0)  # in this thread
+    else:
+        from ansible_collections.proxmox_manager.core.plugins.module_utils.proxmox_client import in_daemon_threads
+
+        in_daemon_threads(one, len(targets), 'pve-cluster')
+    if bugs:
+        raise bugs[0]
+    return views

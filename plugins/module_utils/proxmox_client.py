@@ -71,6 +71,19 @@ CONNECTION_ARGSPEC = dict(
 SECRET_OPTIONS = ('api_password', 'api_token_secret')
 
 
+def in_daemon_threads(work, count, name):
+    """work(0) ... work(count - 1) at once, each in a daemon thread; returns when all have.
+
+    Daemons, so a hung API call never holds up Ctrl-C or the end of the process: a ThreadPoolExecutor's
+    threads are joined at exit, which kept ansible-inventory for the call's whole api_timeout.
+    """
+    threads = [threading.Thread(target=work, args=(index,), name=name, daemon=True) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def _split_token_id(user, token_id):
     """Accept `automation` with api_user, or the full `user@realm!automation`."""
     if token_id and '!' in token_id:
@@ -322,8 +335,7 @@ class ProxmoxClient:
     def guests_ips(self, guests, max_workers=None):
         """{vmid: [ip, ...], or None when its guest agent is not running}, asked concurrently.
 
-        At most `max_workers` lookups run at once, in daemon threads: a hung agent
-        call then never holds up Ctrl-C or the end of the process. The first error
+        At most `max_workers` lookups run at once, in daemon threads (in_daemon_threads). The first error
         (an auth error: the others are answers) stops the lookups not yet started and is raised.
         """
         todo = queue.SimpleQueue()
@@ -333,7 +345,7 @@ class ProxmoxClient:
         if todo.empty():
             return found
 
-        def work():
+        def work(_index):
             while not errors:
                 try:
                     guest = todo.get_nowait()
@@ -344,12 +356,7 @@ class ProxmoxClient:
                 except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
                     errors.append(exc)
 
-        workers = max(1, min(int(max_workers or DEFAULT_MAX_WORKERS), todo.qsize()))
-        threads = [threading.Thread(target=work, name='pve-ip-lookup', daemon=True) for _i in range(workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        in_daemon_threads(work, max(1, min(int(max_workers or DEFAULT_MAX_WORKERS), todo.qsize())), 'pve-ip-lookup')
         if errors:
             raise errors[0]
         return found

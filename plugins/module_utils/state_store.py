@@ -156,9 +156,9 @@ class StateStore:
                 yield None
                 return
             directory = os.path.dirname(self.path)
-            if directory and not os.path.isdir(directory):
+            if directory:
                 try:
-                    os.makedirs(directory)
+                    os.makedirs(directory, exist_ok=True)  # first writers at once: each may find it made
                 except OSError as exc:
                     raise error('create', self.path, 'cannot create its directory %s (%s)'
                                 % (directory, exc.strerror)) from None

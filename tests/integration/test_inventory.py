@@ -10,10 +10,7 @@ state store: test_state_errors.py and test_server_role.py run those paths.
 
 import json
 import os
-import signal
 import sqlite3
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,14 +18,24 @@ import yaml
 
 from ansible_collections.proxmox_manager.core.plugins.module_utils import state_db
 from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view as recorded
-from tests.conftest import BIN, ROOT, ModuleFailed, SAMPLE_TFVARS, connection_env, declared_vars, connection_options, run_ansible, run_module
+from tests.conftest import (
+    AGENT_PATH as AGENT,
+    ROOT,
+    SAMPLE_TFVARS,
+    ModuleFailed,
+    connection_env,
+    connection_options,
+    declared_vars,
+    interrupt_while_an_agent_hangs,
+    run_ansible,
+    run_module,
+)
 from tests.pve_double import generate_cluster, load_scenario, write_tfvars
 
 PLUGIN = 'proxmox_manager.core.proxmox'
 RESOURCES = 'GET /cluster/resources'
 # The cluster's name, asked once per parse when the config does not name the cluster.
 STATUS = 'GET /cluster/status'
-AGENT = 'GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces'
 LXC_IFACES = 'GET /nodes/{node}/lxc/{vmid}/interfaces'
 LOOKUPS = (AGENT, LXC_IFACES)
 SAMPLE_HOSTS = {'AI-agent', 'web-01', 'web-02', 'db-01', 'monitoring', 'worker-110', 'worker-111', 'build-box',
@@ -365,26 +372,8 @@ def test_wrong_secret_fails_clearly_and_never_shows_even_with_vvv(double, cli_en
 
 
 def test_ctrl_c_ends_ansible_inventory_promptly_while_agents_hang(double, cli_env, tmp_path):
-    double.add_fault(path='/agent/network-get-interfaces$', delay=120)
-    # A terminal sends SIGINT to the whole foreground process group: a session of its own stands in for it.
-    proc = subprocess.Popen([str(BIN / 'ansible-inventory'), '-i', str(write_config(tmp_path)), '--list'],
-                            env=cli_env(PROXMOX_API_TIMEOUT='120'), cwd=str(ROOT), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        for _attempt in range(600):  # until the agent call hangs in the double, at most 60 s
-            if double.counters()['by_path'].get(AGENT) or proc.poll() is not None:
-                break
-            threading.Event().wait(0.1)
-        assert double.counters()['by_path'].get(AGENT) == 1 and proc.poll() is None
-        os.killpg(proc.pid, signal.SIGINT)
-        _out, err = proc.communicate(timeout=2)  # the bound: before, 25.9 s
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode != 0 and 'Traceback' not in err and double.token_secret not in err
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)  # no process of its group is left behind
+    err = interrupt_while_an_agent_hangs(write_config(tmp_path), cli_env(PROXMOX_API_TIMEOUT='120'), double)
+    assert double.counters()['by_path'].get(AGENT) == 1 and double.token_secret not in err
 
 
 # -- in-process ----------------------------------------------------------------------------------------

@@ -13,7 +13,13 @@ import yaml
 from ansible_collections.proxmox_manager.core.plugins.module_utils import state_db as state_db_names
 from ansible_collections.proxmox_manager.core.plugins.module_utils.state_store import StateStore
 from ansible_collections.proxmox_manager.core.plugins.plugin_utils import recorded_view
-from tests.conftest import clusters_mapping, connection_env, connection_options, run_ansible
+from tests.conftest import (
+    clusters_mapping,
+    connection_env,
+    connection_options,
+    interrupt_while_an_agent_hangs,
+    run_ansible,
+)
 from tests.seed_db import legacy_db, v2_db
 
 PLUGIN = 'proxmox_manager.core.proxmox'
@@ -295,6 +301,14 @@ def test_the_inventory_cache_keeps_the_clusters(double, lab_double, mapping, tmp
     assert second == first
     assert cluster_of(second, 'web-01.demo') == 'demo' and cluster_of(second, 'web-01.lab') == 'lab'
     assert sorted(second['cluster_lab']['hosts']) == ['lab-ci', 'lab-ct', 'web-01.lab']
+
+
+def test_ctrl_c_ends_a_parse_of_several_clusters_promptly_while_an_agent_hangs(double, lab_double, mapping,
+                                                                               tmp_path, sqlite_db):
+    # demo's lookups hang, lab answers: the clusters' threads must not hold the process up either
+    config = write_config(tmp_path, state_db=sqlite_db, clusters=mapping, api_timeout=120, want_agent_ips=True)
+    err = interrupt_while_an_agent_hangs(config, connection_env(double), double)
+    assert double.token_secret not in err and lab_double.token_secret not in err
 
 
 # -- one cluster, named --------------------------------------------------------------------------------------------

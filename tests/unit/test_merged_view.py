@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.proxmox_manager.core.plugins.module_utils import merged_view as mv
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import (
     DeclarationError,
+    ProxmoxApiError,
     UnknownServerError,
 )
 
@@ -225,3 +226,33 @@ def test_inventory_marks_templates_with_a_variable_and_a_group():
     # the same from the inventory cache and from the recorded view (record dicts)
     again = mv.ServerRecord.from_dict(json.loads(json.dumps(template.as_dict())))
     assert iv.host_vars(again, iv.RECORDED, None)['pve_template'] is True and 'template' in iv.host_groups(again, None)
+
+
+class _Listing:
+    """A client stand-in: a cluster whose listing answers, fails as Proxmox may, or hits a bug of ours."""
+
+    def __init__(self, name, failure=None):
+        self.cluster, self.failure = name, failure
+
+    def cluster_resources(self, _kind):
+        if self.failure:
+            raise self.failure
+        return []
+
+    def guests_ips(self, _guests, max_workers=None):
+        return {}
+
+
+def test_fetch_views_keeps_each_clusters_error_and_raises_a_bug_in_the_callers_thread(tmp_path):
+    tfvars = tmp_path / 'terraform.tfvars.json'
+    tfvars.write_text('{"servers": {}}')
+    refused = ProxmoxApiError('Proxmox answered HTTP 500', path='/cluster/resources')
+    views = mv.fetch_views([dict(client=_Listing('a'), tfvars=str(tfvars)),
+                            dict(client=_Listing('b', refused), tfvars=str(tfvars))])
+    assert views[0].clusters == ['a'] and views[1] is refused
+    for many in (False, True):  # one cluster runs in this thread, several in threads of their own
+        targets = [dict(client=_Listing('a', ZeroDivisionError('a bug')), tfvars=str(tfvars))]
+        if many:
+            targets.append(dict(client=_Listing('b'), tfvars=str(tfvars)))
+        with pytest.raises(ZeroDivisionError, match='a bug'):
+            mv.fetch_views(targets)

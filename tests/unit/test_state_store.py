@@ -7,7 +7,7 @@ import sqlite3
 import psycopg
 import pytest
 
-from ansible_collections.proxmox_manager.core.plugins.module_utils import db_backup, state_schema
+from ansible_collections.proxmox_manager.core.plugins.module_utils import datastores, db_backup, state_schema
 from ansible_collections.proxmox_manager.core.plugins.module_utils import state_db as sdb
 from ansible_collections.proxmox_manager.core.plugins.module_utils import state_store as ss
 from ansible_collections.proxmox_manager.core.plugins.module_utils.errors import StateStoreError
@@ -238,6 +238,24 @@ def test_a_bad_url_or_a_missing_driver_is_one_message_without_the_password(url, 
 ])
 def test_libpq_gets_a_connect_timeout_unless_the_url_sets_one(url, args):
     assert sdb.connect_args(url, 7) == args
+
+
+def test_a_directory_another_process_makes_first_is_not_an_error(tmp_path, monkeypatch):
+    """First writers at once (eight CI jobs on a fresh runner): each may find the directory just made."""
+    real = os.makedirs
+
+    def raced(path, *args, **kwargs):
+        real(path)  # the other process wins between the check and the creation
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'makedirs', raced)
+    store = ss.StateStore(str(tmp_path / 'state' / 'proxmox_manager.db'))
+    with store.writing():
+        pass
+    assert store.exists
+    assert db_backup.backup(store, str(tmp_path / 'backups')).startswith(str(tmp_path / 'backups'))
+    datastores._write_tf_vars(str(tmp_path / 'terraform' / 'datastores.auto.tfvars.json'), 'a', 'b')
+    assert (tmp_path / 'terraform' / 'datastores.auto.tfvars.json').exists()
 
 
 def test_a_schema_version_that_is_not_a_number_is_refused_by_name(state_db):
