@@ -45,8 +45,6 @@ STOCK_CONTENT = {'local-lvm': 'images,rootdir', 'local': 'iso,vztmpl,backup'}
 DISK_CONTENT = 'images'
 DEFAULT_ENV = {'hdd': 'PROXMOX_HDD_DATASTORE', 'ssd': 'PROXMOX_SSD_DATASTORE'}
 TF_VARS_NAME = 'datastores.auto.tfvars.json'
-# The vars file of the default single-cluster tfvars (terraform/terraform.tfvars.json).
-DEFAULT_TF_VARS = os.path.join('terraform', TF_VARS_NAME)
 _FLAG = {'hdd': 'is_default_hdd', 'ssd': 'is_default_ssd'}
 _PUBLIC = ('id', 'name', 'type', 'size', 'used', 'available', 'content', 'enabled', 'shared',
            'is_default_hdd', 'is_default_ssd', 'is_system_default')
@@ -132,8 +130,7 @@ def _old_rows(store):
 def _planned_rows(store, cluster):
     """What a write will find for `cluster`, read-only: its cached rows, or on an older DB (which reads as empty)
     the rows its upgrade gives this cluster, so that check mode plans what the write does."""
-    rows = read(store, cluster)
-    return rows or (_old_rows(store) if store.exists else [])
+    return read(store, cluster) or _old_rows(store)  # old_rows() is [] without a DB
 
 
 def refresh(store, client, check_mode, cluster):
@@ -400,7 +397,7 @@ def info(store, client_factory, live, cluster):
                                 'the only cluster the state DB %s holds, are served from its cache. Name the cluster '
                                 '(option cluster, PROXMOX_CLUSTER) to be sure they are this connection\'s.'
                                 % (cluster, store.display_url))
-        if not rows:
+        if known and not rows:  # only the message of a cluster with nothing cached names the version
             older = store.schema_version()
     except StateStoreError as exc:
         unreadable = True

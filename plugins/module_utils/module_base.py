@@ -110,7 +110,8 @@ class ProxmoxManagerModule(AnsibleModule):
         return self._store
 
     def cluster_targets(self):
-        """[{cluster, client, tfvars}] of every cluster this call covers: the `clusters` option, else its own.
+        """[{client, tfvars}] of every cluster this call covers (each one's name is client.cluster): the `clusters`
+        option, else its own.
 
         Made once per call, so its clients (and a password login each) serve every use.
         """
@@ -121,13 +122,12 @@ class ProxmoxManagerModule(AnsibleModule):
     def _cluster_targets(self):
         if not self.params.get('clusters'):
             # Its name is asked (if need be) after the tfvars file is read: a bad file fails before any API call.
-            return [dict(cluster=self.params.get('cluster'), client=self.client, tfvars=self.params['tfvars_path'])]
+            return [dict(client=self.client, tfvars=self.params['tfvars_path'])]
         own = dict((key, self.params.get(key)) for key in proxmox_client.CONNECTION_ARGSPEC)
         targets = []
         for entry in self.params['clusters']:
             options = dict(own, **dict((key, value) for key, value in entry.items() if value is not None))
-            targets.append(dict(cluster=entry['cluster'], client=proxmox_client.ProxmoxClient(options),
-                                tfvars=entry.get('tfvars_path')))
+            targets.append(dict(client=proxmox_client.ProxmoxClient(options), tfvars=entry.get('tfvars_path')))
         return targets
 
     def merged_view(self, include_templates=False, want_ips=False, max_workers=None):
@@ -143,7 +143,8 @@ class ProxmoxManagerModule(AnsibleModule):
         rows = None
         for target, view in zip(targets, views):
             if isinstance(view, ProxmoxManagerError):
-                raise in_cluster(view, target['cluster']) if len(targets) > 1 else view
+                # With several, each client's name is its entry's: no API call.
+                raise in_cluster(view, target['client'].cluster) if len(targets) > 1 else view
             if not self.params['allow_empty_cluster'] and not any(record.is_live for record in view):
                 cluster = view.clusters[0]
                 rows = self.store.servers() if rows is None else rows

@@ -91,11 +91,12 @@ class ModuleAction(NormalAction):
             self._compute_environment_string(task_env)
             environ = dict(os.environ, **task_env)
             try:
-                inventory = None
+                args, inventory = self._task.args, None
                 if self.CONNECTION:
-                    project = config_repo.choose(self._task.args.get('project_dir'), C.CONFIG_FILE, environ)
-                    inventory = self._inventory(inventory_path(self._task.args, project, environ))
-                self._task.args = module_args(self._task.args, C.CONFIG_FILE, self.ROLE_CATALOG, environ, inventory,
+                    project = config_repo.choose(args.get('project_dir'), C.CONFIG_FILE, environ)
+                    inventory = self._inventory(inventory_path(args, project, environ))
+                    args = dict(args, project_dir=project)  # chosen once: module_args() keeps an absolute one
+                self._task.args = module_args(args, C.CONFIG_FILE, self.ROLE_CATALOG, environ, inventory,
                                               self.ALL_CLUSTERS)
             except ProxmoxManagerError as exc:
                 return dict(failed=True, msg=str(exc))

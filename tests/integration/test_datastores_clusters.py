@@ -178,8 +178,8 @@ def test_a_storage_of_another_cluster_is_unknown_and_nothing_changes(double, lab
 def test_the_vars_file_path_of_a_cluster(tmp_path, monkeypatch):
     project = str(tmp_path)
     # the single-cluster default is today's file
-    assert ds.tf_vars_path(None, None, None) == ds.DEFAULT_TF_VARS
-    assert ds.tf_vars_path(None, None, project) == os.path.join(project, ds.DEFAULT_TF_VARS)
+    assert ds.tf_vars_path(None, None, None) == os.path.join('terraform', ds.TF_VARS_NAME)
+    assert ds.tf_vars_path(None, None, project) == os.path.join(project, 'terraform', ds.TF_VARS_NAME)
     # beside the cluster's tfvars, relative to the config repo
     assert ds.tf_vars_path(None, 'terraform/prod/terraform.tfvars.json', project) == \
         os.path.join(project, 'terraform', 'prod', ds.TF_VARS_NAME)
